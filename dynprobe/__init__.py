@@ -1,0 +1,62 @@
+"""dynprobe — measure a PyTorch recurrent network as a dynamical system.
+
+Wrap any recurrent module as a :class:`System` (``h_{t+1} = F(h_t, u_t; θ)``), run probes
+(Lyapunov spectra, Jacobian conditioning, periodic orbits, bifurcations, entropy bounds,
+mean-field predictions) that return ``xarray`` Datasets, and collect them in DataTrees.
+
+>>> import dynprobe, torch
+>>> system = dynprobe.wrap(torch.nn.LSTM(1, 8), dtype=torch.float64)
+>>> ds = dynprobe.run("lyapunov", system, steps=500)
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("dynprobe")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+from . import drives
+from .drives import Drive, autonomous, constant, feedback, sequence
+from .errors import DynprobeError
+from .hookspecs import hookimpl
+from .system import InitialState, StateLayout, StatePart, System
+from .specs import DatasetSpec, ModelSpec, Probe
+from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
+from .results import open_result, save, validate
+from .targets import load_system
+from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
+
+__all__ = [
+    "__version__",
+    "System",
+    "StateLayout",
+    "StatePart",
+    "InitialState",
+    "Drive",
+    "autonomous",
+    "constant",
+    "sequence",
+    "feedback",
+    "drives",
+    "wrap",
+    "run",
+    "analyze",
+    "list_probes",
+    "list_models",
+    "list_datasets",
+    "model",
+    "dataset",
+    "load_system",
+    "set_threads",
+    "save",
+    "open_result",
+    "validate",
+    "Probe",
+    "ModelSpec",
+    "DatasetSpec",
+    "hookimpl",
+    "DynprobeError",
+]

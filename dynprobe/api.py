@@ -1,0 +1,248 @@
+"""The public Python API: wrap modules, run probes, analyse, look things up.
+
+Everything here goes through the registry facade (:mod:`dynprobe.registry`); nothing here
+knows any probe's math.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+import xarray as xr
+from torch import nn
+
+from .drives import Drive
+from .errors import DynprobeError, PluginError, ProbeParameterError, did_you_mean
+from .registry import registry
+from .results import attach, make_attrs
+from .specs import DatasetSpec, ModelSpec, Probe
+from .system import InitialState, System
+
+__all__ = [
+    "wrap",
+    "run",
+    "analyze",
+    "list_probes",
+    "list_models",
+    "list_datasets",
+    "model",
+    "dataset",
+    "set_threads",
+]
+
+
+def wrap(
+    module_or_fn: nn.Module | System | Callable[..., torch.Tensor] | Sequence[nn.Module],
+    drive: Drive | None = None,
+    *,
+    state_dim: int | tuple[int, ...] | None = None,
+    input_dim: int | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    readout: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    init: InitialState | None = None,
+    name: str | None = None,
+) -> System:
+    """Turn a recurrent module (or a plain step function, or a list of modules) into a System.
+
+    Modules go through the ``dynprobe_adapt`` hook: ``nn.RNN/GRU/LSTM`` and their cells are
+    re-expressed as pure steps; any module with ``forward(x, h) -> (y, h)`` works through the
+    generic adapter. A plain function ``fn(h, u, params)`` needs ``state_dim`` (and
+    ``input_dim`` if it takes inputs). A list of modules of one architecture becomes an
+    ensemble with a leading ``network`` axis (``torch.func.stack_module_state`` semantics).
+
+    Parameters
+    ----------
+    module_or_fn
+        What to wrap.
+    drive
+        How inputs are produced (:mod:`dynprobe.drives`); autonomous (u = 0) by default.
+    state_dim, input_dim
+        Sizes for modules without ``hidden_size`` / ``input_size`` and for plain functions.
+    dtype, device
+        Cast the parameters (e.g. ``torch.float64`` for exponents to many digits).
+    readout, init, name
+        Output map, initial-state distribution and display name.
+
+    Returns
+    -------
+    System
+
+    References
+    ----------
+    Fading-memory paper §2.1; attractors paper §2 (the induced dynamical system).
+
+    Example
+    -------
+    >>> system = dynprobe.wrap(nn.LSTM(3, 16), dtype=torch.float64)
+    >>> system.state_dim
+    32
+    """
+    if isinstance(module_or_fn, System):
+        system = module_or_fn
+    elif isinstance(module_or_fn, (list, tuple)):
+        members = [
+            wrap(m, state_dim=state_dim, input_dim=input_dim, readout=readout, init=init, name=name)
+            for m in module_or_fn
+        ]
+        system = System.stack(members)
+    elif callable(module_or_fn) and not isinstance(module_or_fn, nn.Module):
+        if state_dim is None or isinstance(state_dim, tuple):
+            raise ProbeParameterError(
+                "wrap: a plain step function needs state_dim=N (an int); input_dim defaults to 0"
+            )
+        system = System.from_step(module_or_fn, state_dim=state_dim, input_dim=input_dim or 0, name=name)
+    else:
+        options = {"state_dim": state_dim, "input_dim": input_dim, "name": name}
+        system = registry().adapt(module_or_fn, options)
+    if dtype is not None or device is not None:
+        system = system.to(dtype=dtype, device=device)
+    if readout is not None:
+        system = system.with_readout(readout)
+    if init is not None:
+        system = system.with_init(init)
+    if drive is not None:
+        system = system.with_drive(drive)
+    return system
+
+
+def _check_params(probe: Probe, params: Mapping[str, Any]) -> dict[str, Any]:
+    known = {p.name: p for p in probe.params}
+    for key in params:
+        if key not in known:
+            raise ProbeParameterError(
+                f"probe {probe.name!r}: unknown parameter {key!r}; parameters: {', '.join(known) or '(none)'}"
+                f"{did_you_mean(key, known)}"
+            )
+    missing = [p.name for p in known.values() if p.required and p.name not in params]
+    if missing:
+        raise ProbeParameterError(f"probe {probe.name!r}: missing required parameter(s) {', '.join(missing)}")
+    return {**probe.defaults(), **params}
+
+
+def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Dataset:
+    """Run one probe on a system and return its Dataset with provenance attrs.
+
+    ``system`` may also be a module (it is wrapped first) or ``None`` for probes that need
+    none (e.g. a purely theoretical ``meanfield`` prediction).
+
+    Example
+    -------
+    >>> ds = dynprobe.run("lyapunov", system, steps=2000, k=4)
+    >>> ds.exponent_mean.values
+    """
+    spec = registry().probe(probe)
+    if system is not None and not isinstance(system, System):
+        system = wrap(system)
+    resolved = _check_params(spec, params)
+    if system is not None and spec.applies is not None:
+        reason = spec.applies(system)
+        if reason:
+            raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
+    start = time.perf_counter()
+    ds = spec.run(system, **params)
+    elapsed = time.perf_counter() - start
+    if not isinstance(ds, xr.Dataset):
+        raise PluginError(f"probe {probe!r} (plugin {spec.plugin}) returned {type(ds).__name__}, not an xarray.Dataset")
+    attrs = make_attrs(probe=probe, params=resolved, system=system, elapsed_s=elapsed, plugin=spec.plugin,
+                       plugin_version=spec.version)
+    return attach(ds, attrs)
+
+
+def analyze(
+    system: System | nn.Module,
+    probes: Iterable[str] | None = None,
+    *,
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    **common: Any,
+) -> xr.DataTree:
+    """Run several probes and collect them in a DataTree, one child per probe.
+
+    ``probes`` defaults to every installed probe that applies to the system. ``params`` gives
+    per-probe parameters (``{"lyapunov": {"k": 4}}``); ``common`` parameters (e.g. ``seed``)
+    go to every probe that has them. A probe that fails does not lose the others: its child
+    holds no data and attrs ``status="error"`` and ``error`` (and a warning is issued).
+    """
+    if not isinstance(system, System):
+        system = wrap(system)
+    reg = registry()
+    names = list(probes) if probes is not None else list(reg.probes())
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise ProbeParameterError(f"analyze: parameters given for probes not run: {unknown}; probes: {names}")
+    children: dict[str, xr.Dataset] = {}
+    for name in names:
+        spec = reg.probe(name)
+        if probes is None and spec.applies is not None and spec.applies(system):
+            continue
+        accepted = {p.name for p in spec.params}
+        kwargs = {k: v for k, v in common.items() if k in accepted}
+        kwargs.update(params.get(name, {}))
+        try:
+            children[name] = run(name, system, **kwargs)
+        except DynprobeError as err:
+            warnings.warn(f"dynprobe.analyze: probe {name!r} failed: {err}", RuntimeWarning, stacklevel=2)
+            children[name] = xr.Dataset(attrs={"probe": name, "status": "error", "error": f"{type(err).__name__}: {err}"})
+        except Exception as err:  # noqa: BLE001 - one probe must never lose the others' results
+            warnings.warn(f"dynprobe.analyze: probe {name!r} crashed: {err!r}", RuntimeWarning, stacklevel=2)
+            children[name] = xr.Dataset(attrs={"probe": name, "status": "error", "error": f"{type(err).__name__}: {err}"})
+    tree = xr.DataTree.from_dict(children)
+    tree.attrs = {"system": system.describe(), "model_fingerprint": system.fingerprint(), "probes": ",".join(children)}
+    return tree
+
+
+def list_probes() -> list[Probe]:
+    """Installed probes, sorted by name."""
+    return list(registry().probes().values())
+
+
+def list_models() -> list[ModelSpec]:
+    """Installed reference models, sorted by name."""
+    return list(registry().models().values())
+
+
+def list_datasets() -> list[DatasetSpec]:
+    """Installed data sets and tasks, sorted by name."""
+    return list(registry().datasets().values())
+
+
+def _call_factory(kind: str, spec: ModelSpec | DatasetSpec, preset: str | None, kwargs: Mapping[str, Any]) -> Any:
+    presets = getattr(spec, "presets", {}) or {}
+    base = dict(spec.defaults)
+    if preset is not None:
+        if preset not in presets:
+            raise ProbeParameterError(
+                f"{kind} {spec.name!r}: unknown preset {preset!r}; presets: {', '.join(presets) or '(none)'}"
+                f"{did_you_mean(preset, presets)}"
+            )
+        base.update(presets[preset])
+    base.update(kwargs)
+    try:
+        return spec.factory(**base)
+    except TypeError as err:
+        raise ProbeParameterError(f"{kind} {spec.name!r}: {err}") from err
+
+
+def model(name: str, *, preset: str | None = None, **kwargs: Any) -> Any:
+    """Build a bundled or installed reference model (an ``nn.Module``, or a System for
+    ensembles), e.g. ``dynprobe.model("lstm2d_chaotic")``."""
+    return _call_factory("model", registry().model(name), preset, kwargs)
+
+
+def dataset(name: str, **kwargs: Any) -> Any:
+    """Build a data set or synthetic task, e.g. ``dynprobe.dataset("adding", T=100)``."""
+    return _call_factory("dataset", registry().dataset(name), None, kwargs)
+
+
+def set_threads(n: int | None) -> None:
+    """Set torch's intra-op thread count (``None``: leave as is). At N <= 64 one thread is
+    usually fastest on a small machine; batch runs set one thread per Dask worker."""
+    if n is not None:
+        if n < 1:
+            raise ProbeParameterError(f"threads must be >= 1, got {n}")
+        torch.set_num_threads(int(n))

@@ -1,0 +1,233 @@
+"""Drives: how the input u_t of a System is produced.
+
+* :func:`autonomous` — u = 0, the induced autonomous system (attractors paper §2);
+* :func:`constant` — u_t = ū for every t (the attractors paper's bifurcation diagrams);
+* :func:`sequence` — u_t = U[t], input-driven: exponents are then *conditional* on that input
+  (fading-memory paper §2.1, App. A);
+* :func:`feedback` — u_t = g(h_t), the output fed back as the next input, the inference mode of
+  generative RNNs (attractors paper §5.1, sine-wave generation).
+
+A drive is split in two so that linearization sees the right map: :meth:`Drive.external` gives
+what comes from outside (computed outside any ``torch.func`` transform), :meth:`Drive.close`
+turns it into the input actually applied — which for :func:`feedback` depends on the state and
+is therefore differentiated through.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DriveError
+
+if TYPE_CHECKING:
+    from .system import System
+
+__all__ = ["Drive", "autonomous", "constant", "sequence", "feedback", "parse_drive"]
+
+
+class Drive(ABC):
+    """The input protocol of a System. Subclasses are small and immutable."""
+
+    kind: str = "drive"
+    time_varying: bool = False
+
+    def check(self, system: System) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`DriveError` if this drive does not fit ``system``."""
+
+    def require(self, system: System, steps: int) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`DriveError` if the drive cannot supply ``steps`` steps."""
+
+    @abstractmethod
+    def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
+        """The externally given input at step ``t``, shape ``[*lead, M]``."""
+
+    def close(self, system: System, h: Tensor, u: Tensor) -> Tensor:
+        """The input applied for states ``h`` (depends on ``h`` only for feedback)."""
+        return u
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Short text for provenance, e.g. ``constant(0.5)``."""
+
+
+class _Autonomous(Drive):
+    kind = "autonomous"
+
+    def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
+        return torch.zeros(*lead, system.input_dim, dtype=system.dtype, device=system.device)
+
+    def describe(self) -> str:
+        return "autonomous"
+
+
+class _Constant(Drive):
+    kind = "constant"
+
+    def __init__(self, value: Tensor) -> None:
+        self.value = value
+
+    def check(self, system: System) -> None:
+        fits = self.value.ndim == 0 or (self.value.ndim == 1 and self.value.shape[0] == system.input_dim)
+        if system.input_dim == 0 or not fits:
+            raise DriveError(
+                f"drive 'constant': input of shape {list(self.value.shape)} does not fit M={system.input_dim} "
+                f"inputs of {system.name}; pass a scalar or a vector of length {system.input_dim}"
+                + (" (the system takes no input: use autonomous())" if system.input_dim == 0 else "")
+            )
+
+    def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
+        u = self.value.to(device=system.device, dtype=system.dtype)
+        return u.expand(*lead, system.input_dim)
+
+    def describe(self) -> str:
+        vals = self.value.detach().cpu().reshape(-1).tolist()
+        shown = ", ".join(f"{v:.4g}" for v in vals[:4]) + (", ..." if len(vals) > 4 else "")
+        return f"constant({shown})"
+
+
+class _Sequence(Drive):
+    kind = "sequence"
+    time_varying = True
+
+    def __init__(self, inputs: Tensor) -> None:
+        self.inputs = inputs
+
+    def check(self, system: System) -> None:
+        if self.inputs.ndim not in (2, 3, 4) or self.inputs.shape[-1] != system.input_dim:
+            raise DriveError(
+                f"drive 'sequence': inputs of shape {list(self.inputs.shape)} do not fit {system.name}; "
+                f"pass [time, batch, {system.input_dim}] or [time, {system.input_dim}]"
+            )
+
+    def require(self, system: System, steps: int) -> None:
+        if self.inputs.shape[0] < steps:
+            raise DriveError(
+                f"drive 'sequence': has {self.inputs.shape[0]} steps but the run needs {steps}; "
+                "pass a longer sequence or fewer steps (burn_in + steps)"
+            )
+
+    def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
+        if t >= self.inputs.shape[0]:
+            self.require(system, t + 1)
+        u = self.inputs[t].to(device=system.device, dtype=system.dtype)
+        try:
+            return torch.broadcast_to(u, (*lead, system.input_dim))
+        except RuntimeError as err:
+            raise DriveError(
+                f"drive 'sequence': inputs per step have shape {list(u.shape)} but the run's states have "
+                f"leading shape {list(lead)}; give one input row per sample (or one for all)"
+            ) from err
+
+    def describe(self) -> str:
+        return f"sequence({'x'.join(map(str, self.inputs.shape))})"
+
+
+class _Feedback(Drive):
+    kind = "feedback"
+
+    def __init__(self, readout: Callable[[Tensor], Tensor] | None) -> None:
+        self.readout = readout
+
+    def _readout(self, system: System) -> Callable[[Tensor], Tensor]:
+        readout = self.readout or system.readout
+        if readout is None:
+            raise DriveError(
+                f"drive 'feedback': {system.name} has no readout; pass feedback(readout) with a map "
+                "from the state [*, N] to the next input [*, M]"
+            )
+        return readout
+
+    def check(self, system: System) -> None:
+        probe = torch.zeros(1, system.state_dim, dtype=system.dtype, device=system.device)
+        with torch.no_grad():
+            y = self._readout(system)(probe)
+        if y.shape[-1] != system.input_dim:
+            raise DriveError(
+                f"drive 'feedback': readout gives {y.shape[-1]} outputs but {system.name} takes "
+                f"M={system.input_dim} inputs; use a readout with {system.input_dim} outputs"
+            )
+
+    def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
+        return torch.zeros(*lead, system.input_dim, dtype=system.dtype, device=system.device)
+
+    def close(self, system: System, h: Tensor, u: Tensor) -> Tensor:
+        return self._readout(system)(h)
+
+    def describe(self) -> str:
+        return "feedback"
+
+
+def autonomous() -> Drive:
+    """u_t = 0: the autonomous system induced by the RNN (attractors paper §2)."""
+    return _Autonomous()
+
+
+def constant(u: float | Tensor | np.ndarray | list[float]) -> Drive:
+    """u_t = ū for every step: a scalar (the same level on every input) or a vector of length M."""
+    value = torch.as_tensor(u, dtype=torch.float64)
+    if not torch.isfinite(value).all():
+        raise DriveError("drive 'constant': input contains NaN or inf; pass finite values")
+    return _Constant(value)
+
+
+def sequence(U: Tensor | np.ndarray) -> Drive:
+    """u_t = U[t]: U of shape ``[time, batch, M]`` (one row per sample) or ``[time, M]``.
+
+    Lyapunov exponents along a sequence are *conditional* on that input (fading-memory
+    paper §2.1). A ``PackedSequence`` is refused: pad it (``pad_packed_sequence``) first.
+    """
+    if isinstance(U, torch.nn.utils.rnn.PackedSequence):
+        raise DriveError(
+            "drive 'sequence': got a PackedSequence; pad it with torch.nn.utils.rnn.pad_packed_sequence "
+            "and pass the padded [time, batch, M] tensor"
+        )
+    value = torch.as_tensor(U)
+    if not value.is_floating_point():
+        value = value.to(torch.get_default_dtype())
+    if not torch.isfinite(value).all():
+        raise DriveError("drive 'sequence': inputs contain NaN or inf; pass finite values")
+    return _Sequence(value)
+
+
+def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
+    """u_t = g(h_t): the readout fed back as the next input (closed loop).
+
+    ``readout`` maps states ``[*, N]`` to inputs ``[*, M]``; by default the System's own
+    readout (for ``nn.RNN/GRU/LSTM``: the top layer's ``h``). Linearization differentiates
+    through it: the exponents are those of the closed-loop map.
+    """
+    return _Feedback(readout)
+
+
+def parse_drive(text: str) -> Drive:
+    """Parse the CLI form: ``autonomous`` / ``zero``, ``constant:0.5`` or ``constant:0.1,0.2``,
+    ``feedback``, or a path to a ``.npy`` / ``.pt`` file holding a sequence."""
+    text = text.strip()
+    if text in ("autonomous", "zero", "none"):
+        return autonomous()
+    if text == "feedback":
+        return feedback()
+    if text.startswith("constant"):
+        _, _, rest = text.partition(":")
+        try:
+            values = [float(v) for v in rest.split(",")] if rest else [1.0]
+        except ValueError as err:
+            raise DriveError(f"drive {text!r}: expected constant:<number>[,<number>...]") from err
+        return constant(values)
+    from pathlib import Path
+
+    path = Path(text)
+    if not path.exists():
+        raise DriveError(
+            f"drive {text!r}: not a drive name and no such file; use autonomous, constant:VALUE, feedback "
+            "or a .npy/.pt file with a [time, batch, M] sequence"
+        )
+    if path.suffix == ".npy":
+        return sequence(np.load(path, allow_pickle=False))
+    return sequence(torch.load(path, weights_only=True))

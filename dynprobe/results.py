@@ -1,0 +1,214 @@
+"""Result conventions: provenance attrs, validation, and exact netCDF / Zarr round trips.
+
+The schema is written down in ``docs/RESULTS.md``; :func:`make_attrs` builds every Dataset's
+provenance attrs in one place and :func:`validate` checks a Dataset against the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import DynprobeError
+
+__all__ = [
+    "PROVENANCE_ATTRS",
+    "make_attrs",
+    "validate",
+    "to_json",
+    "save",
+    "open_result",
+    "attach",
+    "netcdf_attr",
+]
+
+PROVENANCE_ATTRS = (
+    "dynprobe_version",
+    "probe",
+    "params",
+    "system",
+    "model_fingerprint",
+    "seed",
+    "dtype",
+    "device",
+    "torch_version",
+    "elapsed_s",
+    "created_utc",
+    "plugin",
+    "plugin_version",
+)
+"""Attrs every probe result carries (see docs/RESULTS.md)."""
+
+VOLATILE_ATTRS = ("elapsed_s", "created_utc")
+"""Attrs that differ between otherwise bit-identical runs."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (torch.dtype, torch.device)):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if callable(value):
+        return getattr(value, "__qualname__", None) or repr(value)
+    return repr(value)
+
+
+def to_json(value: Any) -> str:
+    """JSON text for attrs: tensors and arrays become lists, callables their names."""
+    return json.dumps(value, default=_jsonable, sort_keys=True)
+
+
+def make_attrs(
+    *,
+    probe: str,
+    params: Mapping[str, Any],
+    system: Any | None,
+    elapsed_s: float,
+    plugin: str = "",
+    plugin_version: str = "",
+) -> dict[str, Any]:
+    """The provenance attrs of one probe result (DESIGN.md list + plugin name and version)."""
+    from . import __version__
+
+    seed = params.get("seed", -1)
+    return {
+        "dynprobe_version": __version__,
+        "probe": probe,
+        "params": to_json(dict(params)),
+        "system": system.describe() if system is not None else "none",
+        "model_fingerprint": system.fingerprint() if system is not None else "",
+        "seed": int(seed) if isinstance(seed, (int, np.integer)) else -1,
+        "dtype": str(system.dtype).removeprefix("torch.") if system is not None else "",
+        "device": str(system.device) if system is not None else "",
+        "torch_version": str(torch.__version__),
+        "elapsed_s": float(elapsed_s),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "plugin": plugin,
+        "plugin_version": plugin_version,
+    }
+
+
+def netcdf_attr(value: Any) -> Any:
+    """Normalize an attr value to what netCDF stores and gives back unchanged: flags become
+    0/1, ``None`` becomes ``""``, a one-element array its element, str subclasses plain str,
+    dicts JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)
+    if isinstance(value, np.ndarray):
+        if value.size == 1:
+            return value.reshape(()).item()
+        return value.reshape(-1)
+    if isinstance(value, Mapping):
+        return to_json(dict(value))
+    return value
+
+
+def attach(ds: xr.Dataset, attrs: Mapping[str, Any]) -> xr.Dataset:
+    """Return ``ds`` with ``attrs`` merged in (probe-specific attrs kept, provenance wins),
+    every value normalized by :func:`netcdf_attr`."""
+    out = ds.copy()
+    out.attrs = {k: netcdf_attr(v) for k, v in {**ds.attrs, **attrs}.items()}
+    return out
+
+
+def _attr_ok(value: Any) -> bool:
+    if type(value) in (str, int, float) or isinstance(value, (np.integer, np.floating)):
+        return True
+    return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iufU"
+
+
+def validate(ds: xr.Dataset, *, provenance: bool = True) -> list[str]:
+    """Check ``ds`` against the result conventions; return the list of problems (empty = ok).
+
+    Rules: every data variable and coordinate has ``long_name`` and ``units``; every dimension
+    has a coordinate; no variable shares a name with a dimension it does not index; attrs are
+    str, number or 1-D array; with ``provenance`` every attr of :data:`PROVENANCE_ATTRS` is there.
+    """
+    problems = []
+    for name, var in {**ds.data_vars, **ds.coords}.items():
+        for key in ("long_name", "units"):
+            if key not in var.attrs:
+                problems.append(f"variable {name!r} has no {key!r} attr")
+        for key, value in var.attrs.items():
+            if not _attr_ok(value):
+                problems.append(f"variable {name!r}: attr {key!r} has type {type(value).__name__}")
+    for dim in ds.dims:
+        if dim not in ds.coords:
+            problems.append(f"dimension {dim!r} has no coordinate")
+    for name in ds.data_vars:
+        if name in ds.dims:
+            problems.append(f"data variable {name!r} shares its name with a dimension")
+    for key, value in ds.attrs.items():
+        if not _attr_ok(value):
+            problems.append(f"attr {key!r} has type {type(value).__name__}; use str, number or 1-D array")
+    if provenance:
+        problems += [f"missing provenance attr {key!r}" for key in PROVENANCE_ATTRS if key not in ds.attrs]
+    return problems
+
+
+def _engine(path: Path) -> str:
+    if path.suffix in (".nc", ".nc4", ".h5", ".netcdf"):
+        return "netcdf"
+    if path.suffix == ".zarr" or (path.is_dir() and (path / "zarr.json").exists()):
+        return "zarr"
+    raise DynprobeError(f"cannot tell the format of {str(path)!r}; use a .nc (netCDF) or .zarr path")
+
+
+def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
+    """Write a Dataset or DataTree to ``.nc`` (netCDF via h5netcdf) or ``.zarr``; overwrite."""
+    path = Path(path)
+    tree = result if isinstance(result, xr.DataTree) else xr.DataTree(dataset=result)
+    if _engine(path) == "netcdf":
+        tree.to_netcdf(path, engine="h5netcdf", mode="w")
+    else:
+        # fixed-width unicode has no Zarr v3 data type: store variable-length strings
+        tree = tree.map_over_datasets(_vlen_strings)
+        tree.to_zarr(path, mode="w", consolidated=False)
+    return path
+
+
+def _vlen_strings(ds: xr.Dataset) -> xr.Dataset:
+    fixed = [name for name, var in ds.variables.items() if var.dtype.kind == "U"]
+    if not fixed:
+        return ds
+    out = ds.copy()
+    for name in fixed:
+        var = out.variables[name]
+        out[name] = var.copy(data=var.values.astype(object)) if name not in out.indexes else var
+    if any(name in out.indexes for name in fixed):
+        out = out.assign_coords({n: out[n].copy(data=out[n].values.astype(object)) for n in fixed if n in out.indexes})
+    return out
+
+
+def open_result(path: str | Path) -> xr.DataTree:
+    """Read a result written by :func:`save` back into memory as a DataTree."""
+    path = Path(path)
+    if not path.exists():
+        raise DynprobeError(f"no result at {str(path)!r}; write one with dynprobe run ... --out {path}")
+    if _engine(path) == "netcdf":
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return tree.load()
+    with xr.open_datatree(path, engine="zarr", consolidated=False) as tree:
+        return tree.load()

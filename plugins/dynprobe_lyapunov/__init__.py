@@ -1,0 +1,87 @@
+"""Bundled plugin: the ``lyapunov`` probe (QR method), with its plot and summary.
+
+Reference: fading-memory paper (``fading-memory-residual-rnns-wcrnn.txt``) §2.1 and App. A.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+import dynprobe
+from dynprobe import Probe, System
+
+from .probe import kaplan_yorke, lyapunov, regime_of
+from .qr import QRRun, qr_iterate
+
+__all__ = ["lyapunov", "qr_iterate", "QRRun", "kaplan_yorke", "regime_of", "dynprobe_probes"]
+
+
+def suggest(system: System) -> dict[str, Any]:
+    """Defaults scaled to the state size: the full spectrum up to N = 64, the top 32 beyond."""
+    n = system.state_dim
+    return {"k": None if n <= 64 else 32, "steps": 2000 if n <= 64 else 1000, "samples": 4 if n <= 64 else 2}
+
+
+def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """Largest exponents with standard errors, K–Y dimension, entropy rate and the verdict."""
+    if "network" in ds.dims:
+        lam = ds.exponent_mean.sel(exponent=1).values
+        return [
+            ("networks", str(ds.sizes["network"])),
+            ("lambda_1 over networks (min / median / max)", f"{np.nanmin(lam):+.4g} / {np.nanmedian(lam):+.4g} / {np.nanmax(lam):+.4g} 1/step"),
+            ("regimes", ", ".join(f"{r}: {int((ds.regime.values == r).sum())}" for r in np.unique(ds.regime.values))),
+        ]
+    rows = []
+    for i in ds.exponent.values[:4]:
+        mean = float(ds.exponent_mean.sel(exponent=i))
+        se = float(ds.exponent_stderr.sel(exponent=i))
+        rows.append((f"lambda_{i}", f"{mean:+.5f} ± {se:.1g} 1/step"))
+    rows.append(("Kaplan-Yorke dimension", f"{float(ds.kaplan_yorke_dimension.mean()):.3f}"))
+    rows.append(("entropy rate (sum lambda_i > 0)", f"{float(ds.entropy_rate.mean()):.4f} nats/step"))
+    if bool(ds.diverged.any()):
+        rows.append(("diverged samples", str(int(ds.diverged.sum()))))
+    rows.append(("verdict", str(ds.regime.values)))
+    return rows
+
+
+def plot(ds: xr.Dataset) -> Any:
+    """Spectrum (mean ± stderr) and the convergence of the running estimates."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    mean = ds.exponent_mean
+    if "network" in mean.dims:
+        mean = mean.median("network")
+    ax1.errorbar(ds.exponent.values, mean.values, yerr=ds.exponent_stderr.values if "network" not in ds.dims else None,
+                 fmt="o-", ms=3)
+    ax1.axhline(0, color="k", lw=0.8)
+    ax1.set(xlabel="exponent index", ylabel="λ (1/step)", title="Lyapunov spectrum")
+    conv = ds.convergence.isel(sample=0)
+    if "network" in conv.dims:
+        conv = conv.isel(network=0)
+    show = conv.exponent.values[: min(8, conv.sizes["exponent"])]
+    for i in show:
+        ax2.plot(ds.time.values, conv.sel(exponent=i).values, lw=1, label=f"λ{i}")
+    ax2.set_xscale("log")
+    ax2.axhline(0, color="k", lw=0.8)
+    ax2.set(xlabel="steps averaged", ylabel="running estimate (1/step)", title="convergence (sample 0)")
+    if len(show) <= 8:
+        ax2.legend(fontsize=7, ncol=2)
+    return fig
+
+
+@dynprobe.hookimpl
+def dynprobe_probes() -> list[Probe]:
+    return [
+        Probe(
+            name="lyapunov",
+            run=lyapunov,
+            plot=plot,
+            suggest=suggest,
+            summary=summary,
+            reference="fading-memory paper §2.1, App. A (QR method; Sandri 1996)",
+        )
+    ]

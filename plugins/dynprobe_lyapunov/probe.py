@@ -1,0 +1,229 @@
+"""The ``lyapunov`` probe: the Lyapunov spectrum of a System by the QR method.
+
+References
+----------
+Fading-memory paper (``fading-memory-residual-rnns-wcrnn.txt``) §2.1 (exponents as memory
+timescales; the largest one separates order from chaos) and App. A (the QR algorithm);
+Sandri (1996); Engelken, Wolf & Abbott (2020) for RNN spectra; Kaplan & Yorke (1979) for the
+dimension; Pesin's identity for the entropy rate (sum of positive exponents).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import torch
+import xarray as xr
+
+from dynprobe import System
+from dynprobe.errors import ProbeParameterError
+from dynprobe.linearize import TangentMap, qr_positive
+
+from .qr import qr_iterate
+
+__all__ = ["lyapunov", "kaplan_yorke", "regime_of", "REGIME_TOL"]
+
+REGIME_TOL = 1e-3
+"""|λ₁| below max(3·stderr, REGIME_TOL) per step counts as marginal (neither ordered nor chaotic)."""
+
+
+def kaplan_yorke(exponents: np.ndarray) -> np.ndarray:
+    """Kaplan–Yorke dimension of sorted (descending) spectra ``[..., k]``.
+
+    D = j + (λ₁ + … + λ_j) / |λ_{j+1}| with j the largest index whose partial sum is >= 0;
+    0 when λ₁ < 0; k when every partial sum is >= 0 (then only a lower bound if k < N).
+    """
+    lam = np.asarray(exponents, dtype=np.float64)
+    csum = np.cumsum(lam, axis=-1)
+    k = lam.shape[-1]
+    j = np.sum(csum >= 0, axis=-1)  # partial sums are >= 0 up to j, then negative
+    out = np.where(j >= k, float(k), 0.0).astype(np.float64)
+    inner = (j > 0) & (j < k)
+    if inner.any():
+        jj = np.clip(j - 1, 0, k - 1)
+        s_j = np.take_along_axis(csum, jj[..., None], axis=-1)[..., 0]
+        nxt = np.take_along_axis(lam, np.clip(j, 0, k - 1)[..., None], axis=-1)[..., 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            val = j + s_j / np.abs(nxt)
+        out = np.where(inner, val, out)
+    return np.where(np.isnan(lam).any(-1), np.nan, out)
+
+
+def regime_of(lam_max: float, stderr: float) -> str:
+    """``ordered`` / ``marginal`` / ``chaotic`` from the largest exponent and its standard error."""
+    if not np.isfinite(lam_max):
+        return "ordered" if lam_max == -np.inf else "undetermined"
+    tol = max(3.0 * (stderr if np.isfinite(stderr) else 0.0), REGIME_TOL)
+    if lam_max > tol:
+        return "chaotic"
+    if lam_max < -tol:
+        return "ordered"
+    return "marginal"
+
+
+def _sorted(log_r: np.ndarray) -> np.ndarray:
+    """Descending order per row, NaN last."""
+    key = np.where(np.isnan(log_r), -np.inf, log_r)
+    return np.argsort(-key, axis=-1, kind="stable")
+
+
+def lyapunov(
+    system: System,
+    *,
+    steps: int = 1000,
+    burn_in: int = 100,
+    k: int | None = None,
+    reorth_every: int | Literal["auto"] = 1,
+    samples: int = 1,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Lyapunov spectrum by the QR method, batched over initial conditions.
+
+    Burn in ``burn_in`` steps, then propagate ``k`` tangent vectors (all N by default) for
+    ``steps`` steps, re-orthonormalizing every ``reorth_every`` steps (an int, or ``"auto"``:
+    the largest interval that keeps the tangent block well conditioned), and average
+    log diag(R). For a ``sequence`` drive the exponents are conditional on that input.
+
+    Parameters
+    ----------
+    system
+        Any System; an ensemble adds a leading ``network`` dimension to every output.
+    steps, burn_in
+        Measured steps and discarded transient.
+    k
+        Number of exponents (the k largest); ``None`` for the full spectrum.
+    reorth_every
+        QR interval m (1 = every step, exact for all exponents) or ``"auto"``.
+    samples
+        Initial conditions, drawn from the System's ``init`` with ``seed``.
+    seed
+        Seeds the initial states and the random initial tangent block.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``exponents[sample, exponent]`` (sorted, 1/step), ``exponent_mean[exponent]``,
+        ``exponent_stderr[exponent]`` (over samples × time blocks), ``convergence[sample, time,
+        exponent]`` (running estimates at log-spaced step counts), ``kaplan_yorke_dimension``,
+        ``entropy_rate`` (sum of positive exponents, nats/step) and ``diverged`` per sample,
+        ``timescale[sample, exponent]`` (−1/λ for λ < 0, +inf otherwise), ``regime``.
+
+    References
+    ----------
+    Fading-memory paper §2.1 and App. A; Sandri (1996); Engelken et al. (2020).
+
+    Example
+    -------
+    >>> ds = dynprobe.run("lyapunov", dynprobe.load_system("lstm2d_chaotic"), steps=5000)
+    >>> float(ds.exponent_mean[0])  # > 0: chaotic
+    """
+    n = system.state_dim
+    k = n if k is None else int(k)
+    if not 1 <= k <= n:
+        raise ProbeParameterError(f"probe 'lyapunov': k={k} is outside 1..N={n}; pass 1 <= k <= {n} or k=None")
+    if steps < 2 or burn_in < 0 or samples < 1:
+        raise ProbeParameterError(
+            f"probe 'lyapunov': need steps >= 2, burn_in >= 0, samples >= 1 (got {steps}, {burn_in}, {samples})"
+        )
+    m = reorth_every if reorth_every == "auto" else int(reorth_every)
+    if m != "auto" and not 1 <= m <= steps // 2:
+        raise ProbeParameterError(
+            f"probe 'lyapunov': reorth_every={m} must lie in 1..steps/2={steps // 2} (or be 'auto')"
+        )
+    system.check_run(burn_in + steps)
+
+    h = system.initial_state(samples, seed=seed)
+    with torch.no_grad():
+        for t in range(burn_in):
+            h = system.map(h, t)
+    gen = torch.Generator().manual_seed(int(seed) + 1)
+    lead = tuple(h.shape[:-1])
+    Q0 = torch.randn(*lead, n, k, generator=gen, dtype=torch.float64).to(device=system.device, dtype=system.dtype)
+    Q0, _ = qr_positive(Q0)
+    tangent = TangentMap(system, expected_calls=steps)
+    with torch.no_grad():
+        out = qr_iterate(tangent, h, Q0, steps=steps, start=burn_in, reorth_every=m)
+    return _dataset(system, out, steps=steps, k=k, mode=tangent.mode, reorth=m)
+
+
+def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int | str) -> xr.Dataset:
+    ens = system.networks is not None
+    lead_dims = ["network", "sample"] if ens else ["sample"]
+    diverged = out.diverged.cpu().numpy()
+    total = out.log_r.cpu().numpy()
+    order = _sorted(total)
+    lam = np.take_along_axis(total, order, axis=-1) / steps
+    lam[diverged] = np.nan
+    blocks = np.take_along_axis(out.block_log_r.cpu().numpy(), order[None], axis=-1)
+    blocks = blocks / np.asarray(out.block_steps, dtype=np.float64).reshape(-1, *([1] * (blocks.ndim - 1)))
+    trace = out.trace_log_r.cpu().numpy() / np.asarray(out.trace_steps, dtype=np.float64).reshape(-1, *([1] * total.ndim))
+    trace = -np.sort(-np.where(np.isnan(trace), -np.inf, trace), axis=-1)
+    trace = np.moveaxis(trace, 0, -2)  # [*lead, time, k]
+    trace[diverged] = np.nan
+
+    if diverged.any():
+        warnings.warn(
+            f"lyapunov: {int(diverged.sum())} of {diverged.size} trajectories diverged (non-finite state); "
+            "they are flagged in 'diverged' and left out of exponent_mean",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    # mean and standard error over (sample, block) pairs of the non-diverged samples
+    sample_axis = len(lead_dims) - 1
+    good = ~diverged
+    valid = np.broadcast_to(good[None, ..., None], blocks.shape)
+    bmask = np.where(valid, blocks, np.nan)
+    bmask = np.moveaxis(bmask, 0, sample_axis + 1)  # [..., sample, block, k]
+    flat = bmask.reshape(*bmask.shape[: sample_axis], -1, k)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.where(good[..., None], lam, np.nan), axis=sample_axis)
+        count = np.sum(~np.isnan(flat), axis=-2)
+        stderr = np.nanstd(flat, axis=-2, ddof=1) / np.sqrt(np.maximum(count, 1))
+    stderr = np.where(np.isfinite(mean), stderr, 0.0)
+    stderr = np.where(count >= 2, stderr, np.nan)
+
+    timescale = np.where(lam < 0, -1.0 / np.where(lam < 0, lam, -1.0), np.inf)
+    timescale = np.where(np.isnan(lam), np.nan, timescale)
+    entropy = np.where(np.isnan(lam).any(-1), np.nan, np.sum(np.where(lam > 0, lam, 0.0), axis=-1))
+    ky = kaplan_yorke(lam)
+    regimes = np.vectorize(regime_of, otypes=[str])(mean[..., 0], stderr[..., 0])
+
+    coords = {
+        "sample": ("sample", np.arange(lam.shape[sample_axis]), {"long_name": "initial condition", "units": "1"}),
+        "exponent": ("exponent", np.arange(1, k + 1), {"long_name": "exponent index (1 = largest)", "units": "1"}),
+        "time": ("time", np.asarray(out.trace_steps), {"long_name": "steps averaged", "units": "step"}),
+    }
+    if ens:
+        coords["network"] = ("network", np.arange(system.networks), {"long_name": "network", "units": "1"})
+    per_exp = {"units": "1/step"}
+    ds = xr.Dataset(
+        {
+            "exponents": ([*lead_dims, "exponent"], lam, {"long_name": "Lyapunov exponent", **per_exp}),
+            "exponent_mean": ([*lead_dims[:-1], "exponent"], mean, {"long_name": "Lyapunov exponent, mean over samples", **per_exp}),
+            "exponent_stderr": (
+                [*lead_dims[:-1], "exponent"],
+                stderr,
+                {"long_name": "standard error of the exponent (samples x time blocks)", **per_exp},
+            ),
+            "convergence": ([*lead_dims, "time", "exponent"], trace, {"long_name": "running exponent estimate", **per_exp}),
+            "kaplan_yorke_dimension": (lead_dims, ky, {"long_name": "Kaplan-Yorke dimension", "units": "1"}),
+            "entropy_rate": (lead_dims, entropy, {"long_name": "sum of positive exponents (KS entropy bound)", "units": "nats/step"}),
+            "timescale": ([*lead_dims, "exponent"], timescale, {"long_name": "memory timescale -1/lambda", "units": "step"}),
+            "diverged": (lead_dims, diverged, {"long_name": "trajectory became non-finite", "units": "1"}),
+            "regime": (lead_dims[:-1], regimes, {"long_name": "regime from the largest exponent", "units": "1"}),
+        },
+        coords=coords,
+        attrs={
+            "k": k,
+            "state_dim": system.state_dim,
+            "steps": steps,
+            "reorth_every": str(reorth),
+            "reorth_intervals_used": np.unique(np.asarray(out.intervals)).astype(np.int64),
+            "linearization": mode,
+            "regime_tolerance": REGIME_TOL,
+        },
+    )
+    return ds
