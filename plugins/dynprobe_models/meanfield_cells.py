@@ -1,0 +1,88 @@
+"""Shared pieces of the mean-field reference cells (``vanilla``, ``minimalrnn``).
+
+Both cells are drawn in the mean-field parameterization of the mean-field paper §3: recurrent
+weights W ~ N(0, σ_w²/N) or σ_w·(Haar orthogonal), input weights V ~ N(0, σ_v²/fan_in), biases
+b ~ N(μ_b, σ_b²); with ``tied=False`` every step has its own (W, V, b) — the untied network the
+theory describes — stored as a leading ``step`` axis of length ``steps``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from dynprobe.errors import ProbeParameterError
+
+__all__ = ["PHI", "draw_recurrent", "draw_gaussian", "check_hyper", "UntiedStepError"]
+
+PHI = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "linear": lambda x: x,
+    "erf": torch.erf,
+    "sigmoid": torch.sigmoid,
+}
+"""Activations by name (the names :mod:`dynprobe_meanfield` integrates)."""
+
+
+class UntiedStepError(ProbeParameterError):
+    """A single step h ↦ F(h) was asked of a network whose weights differ at every step."""
+
+
+def check_hyper(name: str, *, phi: str | None = None, weights: str = "gaussian", **sigmas: float) -> None:
+    """One-line errors for an unknown activation, weight law or a negative standard deviation."""
+    if phi is not None and phi not in PHI:
+        raise ProbeParameterError(f"model {name!r}: unknown phi={phi!r}; use one of {', '.join(PHI)}")
+    if weights not in ("gaussian", "orthogonal"):
+        raise ProbeParameterError(f"model {name!r}: weights={weights!r}; use 'gaussian' or 'orthogonal'")
+    for key, value in sigmas.items():
+        if not (value >= 0 and math.isfinite(value)):
+            raise ProbeParameterError(f"model {name!r}: {key}={value} must be a finite standard deviation >= 0")
+
+
+def draw_gaussian(shape: tuple[int, ...], std: float, generator: torch.Generator, dtype: torch.dtype,
+                  mean: float = 0.0) -> Tensor:
+    """``mean + std · N(0, 1)`` of ``shape`` (drawn in float64 on the CPU, then cast)."""
+    return (mean + std * torch.randn(*shape, generator=generator, dtype=torch.float64)).to(dtype)
+
+
+def draw_recurrent(lead: tuple[int, ...], n: int, sigma_w: float, weights: str, generator: torch.Generator,
+                   dtype: torch.dtype) -> Tensor:
+    """``[*lead, N, N]`` recurrent matrices: entries N(0, σ_w²/N), or σ_w times a Haar-random
+    orthogonal matrix (QR of a Gaussian matrix with the signs of diag R fixed)."""
+    g = torch.randn(*lead, n, n, generator=generator, dtype=torch.float64)
+    if weights == "gaussian":
+        return (sigma_w / math.sqrt(n) * g).to(dtype)
+    q, r = torch.linalg.qr(g)
+    sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
+    return (sigma_w * q * sign.unsqueeze(-2)).to(dtype)
+
+
+def generator_for(seed: int | None) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (fresh entropy when ``None``)."""
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(seed))
+    return gen
+
+
+def step_weights(module: nn.Module, names: tuple[str, ...], t: int | None) -> tuple[Tensor, ...]:
+    """The parameters ``names`` used at step ``t`` (the same at every step when tied)."""
+    params = tuple(getattr(module, n) for n in names)
+    if module.tied:
+        return params
+    if t is None:
+        raise UntiedStepError(
+            f"{type(module).__name__}(tied=False) has different weights at every step, so it is not one map "
+            "h -> F(h); run it on a whole sequence x of shape [time, batch, M], or build it with tied=True"
+        )
+    if t >= module.steps:
+        raise UntiedStepError(
+            f"{type(module).__name__}(tied=False, steps={module.steps}) has weights for {module.steps} steps but "
+            f"the sequence has more; build it with steps >= the sequence length"
+        )
+    return tuple(p[t] for p in params)
