@@ -59,9 +59,9 @@ def gradient_norms(system: System, states: Sequence[Tensor], start: int) -> tupl
     rms = [torch.zeros_like(log_scale)]
     for t in range(T, 0, -1):
         J = one_step_jacobian(system, states[t - 1], start + t - 1).to(torch.float64)
-        G = G @ J
+        G = G @ torch.where(torch.isfinite(J), J, torch.zeros_like(J))  # diverged samples: masked later
         fro = torch.linalg.matrix_norm(G)
-        G = G / fro[..., None, None]
+        G = G / torch.where(fro > 0, fro, torch.ones_like(fro))[..., None, None]
         log_scale = log_scale + torch.log(fro)
         spec.append(log_scale + torch.log(torch.linalg.matrix_norm(G, ord=2)))
         rms.append(log_scale - 0.5 * math.log(n))
@@ -148,10 +148,14 @@ def jacobian(
             JQ, P = JX[..., :n].to(torch.float64), JX[..., n:]
             if step_stats:
                 J = JQ @ product.Q.mT
+                J = torch.where(torch.isfinite(J), J, torch.zeros_like(J))  # diverged: masked later
                 steps["norm"].append(torch.linalg.matrix_norm(J, ord=2))
                 steps["radius"].append(torch.linalg.eigvals(J).abs().amax(-1))
                 steps["msq"].append((J * J).sum((-2, -1)) / n)
-            product.update(torch.where(torch.isfinite(JQ), JQ, torch.zeros_like(JQ)))
+            finite = torch.isfinite(JQ).all(-1).all(-1) & torch.isfinite(h).all(-1)
+            diverged |= ~finite.cpu()
+            product.update(JQ, keep=finite)
+            P = torch.where(finite[..., None, None], P, torch.zeros_like(P))
             if gradient:
                 states.append(h)
             if t in horizons:

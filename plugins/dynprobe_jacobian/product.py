@@ -65,9 +65,13 @@ class ScaledProduct:
         eye = torch.eye(n, dtype=torch.float64, device=Q0.device).expand(*lead, n, n).clone()
         return cls(Q0.to(torch.float64), torch.zeros(*lead, n, dtype=torch.float64, device=Q0.device), eye)
 
-    def update(self, JQ: Tensor) -> None:
-        """Absorb one factor: ``JQ`` = J_t @ Q (the tangent map applied to the current Q)."""
-        Q, R = qr_positive(JQ.to(torch.float64))
+    def update(self, JQ: Tensor, keep: Tensor | None = None) -> None:
+        """Absorb one factor: ``JQ`` = J_t @ Q (the tangent map applied to the current Q).
+        Products where ``keep [*lead]`` is False (a diverged trajectory) are left as they were."""
+        JQ = JQ.to(torch.float64)
+        if keep is not None:
+            JQ = torch.where(keep[..., None, None], JQ, self.Q)  # an identity step for the frozen ones
+        Q, R = qr_positive(JQ)
         diag = torch.diagonal(R, dim1=-2, dim2=-1)
         log_new = self.log_d + torch.log(diag)
         step = _scaled_triangle(R, self.log_d, log_new)

@@ -59,6 +59,8 @@ def measured(system: System, est: Estimate, *, horizons: Sequence[int], measure:
         "var_jjt_estimate": _var(h, v["var_jjt"], "variance of the J J^T spectrum predicted at the estimate"),
     })
     coords = {}
+    if system.drive.kind == "sequence" and system.drive.inputs.ndim >= 3:
+        samples = int(system.drive.inputs.shape[-2])  # one trajectory per input sequence of the drive
     if measure:
         lyap = dynprobe.run("lyapunov", system, k=1, steps=steps, samples=samples, seed=seed)
         lam = lyap.exponent_mean.isel(exponent=0)

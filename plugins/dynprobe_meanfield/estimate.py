@@ -1,7 +1,8 @@
 """Mean-field hyper-parameters read off an actual network's weights, and what theory predicts.
 
-σ_w² = N·Var(W), σ_v² = fan_in·Var(V), σ_b² = Var(b), μ_b = mean(b) (mean-field paper §3: the
-variances the theory is written in), the weight law (orthogonal when all singular values of W
+σ_w² = N·E[W_ij²], σ_v² = fan_in·E[V_ij²], σ_b² = Var(b), μ_b = mean(b) (mean-field paper §3:
+W and V are zero-mean, so their variance is their second moment — and the second moment is what
+enters q = σ_w² Q + σ_v² R + σ_b², mean included), the weight law (orthogonal when all singular values of W
 agree), and the input second moment R from the System's drive (autonomous: 0; constant ū and
 sequences: the mean square of the input the cell sees — x for the vanilla RNN, x̃ = tanh(W_x x)
 for the minimalRNN). Works on ``VanillaRNN`` / ``MinimalRNN`` modules and Systems, and on
@@ -166,8 +167,8 @@ def estimate(target: System | nn.Module, *, R: float | None = None, phi: str | N
     return Estimate(
         cell=cell,
         phi=phi or found_phi,
-        sigma_w=float(np.sqrt(n * np.var(W))),
-        sigma_v=float(np.sqrt(fan_in * np.var(V))),
+        sigma_w=float(np.sqrt(n * np.mean(W * W))),
+        sigma_v=float(np.sqrt(fan_in * np.mean(V * V))),
         sigma_b=float(np.std(b)),
         mu_b=float(np.mean(b)),
         R=float(R),

@@ -121,6 +121,7 @@ def meanfield(
     sigma12: float | list[float] | None = None,
     horizons: tuple[int, ...] = (1, 10, 100),
     weights: Literal["gaussian", "orthogonal"] | None = None,
+    correlations: bool = True,
     measure: bool = True,
     steps: int = 500,
     samples: int = 4,
@@ -150,6 +151,9 @@ def meanfield(
         T for the Jacobian statistics χ₁^T and σ²_JJᵀ(T).
     weights
         ``gaussian`` (s₁ = −1) or ``orthogonal`` (s₁ = 0) recurrent weights (eq. 12).
+    correlations
+        ``False`` skips c*, χ_c* and τ, which need 2-D integrals (~100x the work of χ₁): for
+        large phase diagrams of χ₁ alone.
     measure, steps, samples, mc_networks, mc_steps, seed
         With a System: measure λ_max (``steps`` QR steps, ``samples`` initial states), the
         Jacobian spectrum at ``horizons``, and the Fig. 1 Monte-Carlo (``mc_networks`` networks
@@ -159,7 +163,7 @@ def meanfield(
     -------
     xarray.Dataset
         Over the grid dims (and ``horizon``): ``q_star``, ``Q_star``, ``c_star``, ``chi_1``,
-        ``chi_c``, ``chi_q``, ``tau``, ``lambda_max``, ``mu_1``, ``sigma_1_sq``, ``mu_2``,
+        ``chi_c``, ``chi_q``, ``tau`` (the three of them only with ``correlations``), ``lambda_max``, ``mu_1``, ``sigma_1_sq``, ``mu_2``,
         ``sigma_2_sq``, ``mean_sq_sv``, ``var_jjt``, ``jjt_second_moment_eq12``, ``converged``,
         ``reason``; with a System also the ``estimated_*`` hyper-parameters, ``*_measured``
         quantities and ``cos_sim_theory/tied/untied[time]``. See docs/RESULTS.md.
@@ -196,7 +200,7 @@ def meanfield(
     cell = cell or "vanilla"
     phi = phi or "tanh"
     weights = weights or "gaussian"
-    ds = theory_dataset(cell, phi, given, weights=weights, horizons=horizons)
+    ds = theory_dataset(cell, phi, given, weights=weights, horizons=horizons, correlations=correlations)
     if est is not None:
         from .compare import measured
 
