@@ -1,0 +1,99 @@
+"""Bundled plugin: the ``bifurcation`` probe (orbit diagrams along parameter paths), with its
+plot, summary and size-scaled defaults.
+
+Reference: attractors paper (``attractors-and-smoothness-rnn-training.txt``) §3.3, §4.1, §5.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+import dynprobe
+from dynprobe import Probe, System
+
+from .classify import REGIMES, classify, least_periods
+from .orbit import make_projection, record_orbits
+from .paths import BiasMean, Checkpoints, Custom, InputLevel, NamedScalar, ParamPath, Scale, resolve_path
+from .plot import plot, plot_2d, plot_orbit_diagram
+from .probe import bifurcation
+
+__all__ = [
+    "bifurcation",
+    "ParamPath",
+    "Scale",
+    "InputLevel",
+    "BiasMean",
+    "NamedScalar",
+    "Custom",
+    "Checkpoints",
+    "resolve_path",
+    "record_orbits",
+    "make_projection",
+    "classify",
+    "least_periods",
+    "REGIMES",
+    "plot",
+    "plot_orbit_diagram",
+    "plot_2d",
+    "suggest",
+    "dynprobe_probes",
+]
+
+FLOP_BUDGET = 2e10
+"""Rough floating-point budget of a suggested sweep (a few seconds on a 2-core CPU)."""
+
+
+def suggest(system: System) -> dict[str, Any]:
+    """Defaults scaled to the system: θ(s) = s·θ for s around 1, with as many values as a few
+    seconds allow (cost ∝ parameters × samples × steps; a tangent step counts three)."""
+    n_params = sum(int(v.numel()) for v in system.params.values()) or system.state_dim
+    per_row = 2.0 * max(n_params, system.state_dim ** 2 // 4)
+    samples = 8 if n_params <= 5000 else 4
+    burn_in, steps = 100, 100
+    work = samples * (burn_in + steps + 3 * steps)
+    count = int(np.clip(FLOP_BUDGET / (per_row * work), 11, 201))
+    count += (count + 1) % 2  # odd: s = 1 is on the grid
+    return {"path": "scale", "values": f"0.5:1.5:{count}", "burn_in": burn_in, "steps": steps,
+            "samples": samples, "verify": 0}
+
+
+def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """Regime counts, period windows and the chaotic range of the sweep."""
+    vals = ds.param.values
+    regimes = ds.regime.values.astype(str)
+    rows = [("swept", f"{ds.attrs.get('path', '')}: {vals.min():.4g} .. {vals.max():.4g} ({len(vals)} values)"),
+            ("projection", str(ds.attrs.get("projection", "")))]
+    for name in REGIMES:
+        count = int((regimes == name).sum())
+        if count:
+            rows.append((name.replace("_", " "), f"{count} values"))
+    chaotic = vals[regimes == "chaotic"]
+    if chaotic.size:
+        rows.append(("chaotic between", f"{chaotic.min():.4g} and {chaotic.max():.4g}"))
+    periods = ds.period.values[regimes == "periodic"]
+    if periods.size:
+        found = ", ".join(str(p) for p in np.unique(periods)[:12])
+        rows.append(("periods found", found))
+    lam = ds.max_exponent.values
+    if np.isfinite(lam).any():
+        rows.append(("max exponent (largest over the sweep)", f"{np.nanmax(lam):+.4f} 1/step"))
+    if bool(ds.diverged.any()):
+        rows.append(("diverged trajectories", str(int(ds.diverged.sum()))))
+    return rows
+
+
+@dynprobe.hookimpl
+def dynprobe_probes() -> list[Probe]:
+    return [
+        Probe(
+            name="bifurcation",
+            run=bifurcation,
+            plot=plot,
+            suggest=suggest,
+            summary=summary,
+            reference="attractors paper §3.3, §4.1 (Fig. 1), §5 (Fig. 4, 7, 8)",
+        )
+    ]
