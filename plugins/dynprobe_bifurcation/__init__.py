@@ -19,9 +19,12 @@ from .orbit import make_projection, record_orbits
 from .paths import BiasMean, Checkpoints, Custom, InputLevel, NamedScalar, ParamPath, Scale, resolve_path
 from .plot import plot, plot_2d, plot_orbit_diagram
 from .probe import bifurcation
+from .smoothness import lipschitz_estimates, smoothness
 
 __all__ = [
     "bifurcation",
+    "smoothness",
+    "lipschitz_estimates",
     "ParamPath",
     "Scale",
     "InputLevel",
@@ -85,9 +88,41 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     return rows
 
 
+def smoothness_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
+    """Lipschitz estimates of V and ∇V per sequence length, and their growth."""
+    rows = [(f"N = {int(n)}: L_V, L'_V", f"{float(ds.lipschitz_loss.sel(length=n)):.4g}, "
+             f"{float(ds.lipschitz_grad.sel(length=n)):.4g}") for n in ds.length.values]
+    rows.append(("growth of log L_V with N", f"{float(ds.growth_rate):+.4g} per step"))
+    return rows
+
+
+def smoothness_plot(ds: xr.Dataset) -> Any:
+    """V_N(s) for each N (Fig. 1b) and L_V, L'_V against N on a log axis (Thm 1)."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(1.6, 1))
+    for n in ds.length.values:
+        ax1.plot(ds.param.values, ds.loss.sel(length=n).values, lw=0.8, label=f"N = {int(n)}")
+    ax1.set(xlabel=ds.param.attrs.get("long_name", "param"), ylabel=ds.loss.attrs["long_name"], title="cost along the path")
+    ax1.legend(fontsize=7)
+    ax2.semilogy(ds.length.values, ds.lipschitz_loss.values, "o-", label="L_V")
+    ax2.semilogy(ds.length.values, ds.lipschitz_grad.values, "s-", label="L'_V (gradient)")
+    ax2.semilogy(ds.length.values, ds.lipschitz_ceiling.values, ":", color="0.5", label="grid ceiling for L_V")
+    ax2.set(xlabel="sequence length N", ylabel="finite-difference estimate", title="Thm 1: smoothness vs N")
+    ax2.legend(fontsize=8)
+    return fig
+
+
 @dynprobe.hookimpl
 def dynprobe_probes() -> list[Probe]:
     return [
+        Probe(
+            name="smoothness",
+            run=smoothness,
+            plot=smoothness_plot,
+            summary=smoothness_summary,
+            reference="attractors paper §4.1 (Fig. 1b), §4.2 (Thm 1)",
+        ),
         Probe(
             name="bifurcation",
             run=bifurcation,
