@@ -262,3 +262,36 @@ def test_no_warnings_on_regular_sweep() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bifurcation(logistic(), path="scalar:r", values=[3.2], steps=20, samples=2)
+
+
+def _finder_plugin(shift: float):
+    """A stand-in ``period3`` plugin: finds the stable orbit of period p by long iteration
+    (an independent method), optionally shifted to play a finder that disagrees."""
+    import types
+
+    import xarray as xr
+
+    def period3(system: System, *, period: int = 3, seed: int = 0) -> xr.Dataset:
+        h = system.trajectory(system.initial_state(3, seed=seed + 5), 3000)[-period:]
+        pts = h.permute(1, 0, 2).numpy() + shift
+        return xr.Dataset({"orbit_points": (("orbit", "phase", "unit"), pts)},
+                          coords={"orbit": np.arange(3), "phase": np.arange(period), "unit": np.arange(pts.shape[-1])})
+
+    module = types.ModuleType(f"fake_finder_{shift}")
+    module.dynprobe_probes = dynprobe.hookimpl(lambda: [dynprobe.Probe(name="period3", run=period3)])
+    return module
+
+
+@pytest.mark.parametrize(("shift", "expected"), [(0.0, 1), (0.05, 0)], ids=["agrees", "disagrees"])
+def test_periods_cross_checked_by_an_installed_finder(shift: float, expected: int) -> None:
+    import dynprobe_bifurcation
+    from dynprobe.registry import Registry, use_registry
+
+    reg = Registry(plugins=[dynprobe_bifurcation, _finder_plugin(shift)], entry_points=False)
+    with use_registry(reg):
+        ds = dynprobe.run("bifurcation", logistic(), path="scalar:r", values=[2.9, 3.5, 3.835], burn_in=300, steps=100)
+    assert list(ds.period_verified.values) == [-1, expected, expected]  # fixed points are not sent
+    assert ds.attrs["period_finder"].startswith("period3")
+    with use_registry(Registry(plugins=[dynprobe_bifurcation], entry_points=False)):
+        none = dynprobe.run("bifurcation", logistic(), path="scalar:r", values=[3.5], steps=40)
+    assert none.period_verified.item() == -1 and none.attrs["period_finder"] == "period3 not installed"
