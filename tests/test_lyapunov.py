@@ -174,3 +174,27 @@ def test_traced_and_eager_runs_agree(monkeypatch):
     eager = dynprobe.run("lyapunov", system, steps=1000, burn_in=10)
     assert eager.attrs["linearization"].startswith("eager")
     np.testing.assert_allclose(traced.exponents.values, eager.exponents.values, rtol=1e-9)
+
+
+@pytest.mark.parametrize("r, regime", [(2.9, "ordered"), (3.9, "chaotic")])
+def test_verdicts_name_the_regime_and_memory(r, regime):
+    from dynprobe_lyapunov import verdicts
+
+    ds = dynprobe.run("lyapunov", logistic_system(r), steps=2000, samples=2)
+    found = {v.topic: v for v in verdicts(ds)}
+    assert found["regime"].verdict == regime
+    lam = float(ds.exponent_mean[0])
+    assert f"{lam:+.4f}" in found["regime"].evidence
+    if regime == "ordered":
+        assert f"{np.log(100) / -lam:.3g}" in found["memory"].verdict
+    else:
+        assert f"{1 / lam:.1f}" in found["memory"].verdict
+
+
+def test_marginal_linear_rotation_is_near_the_edge():
+    from dynprobe_lyapunov import verdicts
+
+    c, s = math.cos(0.3), math.sin(0.3)
+    ds = dynprobe.run("lyapunov", linear_system(torch.tensor([[c, -s], [s, c]])), steps=500)
+    assert ds.regime.item() == "marginal"
+    assert verdicts(ds)[0].verdict == "near the edge of chaos"
