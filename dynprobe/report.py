@@ -74,8 +74,9 @@ def _probe_section(name: str, ds: Any, params: dict[str, Any]) -> str:
                 parts.append(_img(figure_png(fig), f"{name} figure {i + 1}"))
         except Exception as err:  # noqa: BLE001 - a broken plot must not lose the report
             parts.append(f'<p class="muted">figure failed: {html.escape(f"{type(err).__name__}: {err}")}</p>')
-    if spec.summary is not None:
-        parts.append(_table(["quantity", "value"], spec.summary(ds)))
+    rows = ds.dynprobe.summary()
+    if rows:
+        parts.append(_table(["quantity", "value"], rows))
     parts.append(f'<p class="muted">parameters: <code>{html.escape(to_json(params))}</code> · '
                  f'{ds.attrs.get("elapsed_s", 0):.2f} s</p>')
     return "\n".join(parts)
@@ -108,7 +109,7 @@ def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
     prov = [
         ("dynprobe", dynprobe.__version__), ("torch", str(torch.__version__)), ("python", platform.python_version()),
         ("platform", platform.platform()), ("system", system.describe()), ("model fingerprint", system.fingerprint()),
-        ("dtype / device", f"{system.dtype} / {system.device}"), ("plugins", plugins),
+        ("dtype / device", f"{str(system.dtype).removeprefix('torch.')} / {system.device}"), ("plugins", plugins),
         ("wall time", f"{diagnosis.elapsed_s:.1f} s"),
         ("created (UTC)", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
     ]
