@@ -1,0 +1,1 @@
+"""Bundled plugin: trainability probes (gradient propagation, loss Hessian)."""
