@@ -156,7 +156,7 @@ def _log_abs_eig(model: WCRNN) -> np.ndarray:
 def test_alpha_identity_gives_all_exponents_log_alpha(alpha):
     m = WCRNN(1, 12, alpha=alpha, eps=1e-3, seed=1)
     lam = _exponents(m, 300)
-    bound = 2e-3 * float(torch.linalg.matrix_norm(m.weight_hh.double(), ord=2)) / alpha
+    bound = 2e-3 * float(torch.linalg.matrix_norm(m.weight_hh.detach().double(), ord=2)) / alpha
     assert np.all(np.abs(lam - math.log(alpha)) < bound), (lam, math.log(alpha))
 
 
