@@ -95,7 +95,7 @@ def main(quick: bool = False, out: str | Path = ".") -> dict[str, Any]:
                                      "lyapunov_max": float(before.lyapunov_max), "losses": losses}
         line, = ax1.semilogy(before.lag, before.grad_norm, label=f"{name} (α={alpha}): rate {float(before.growth_rate):+.3f}")
         ax2.semilogy(after.lag, after.grad_norm, color=line.get_color(), label=f"{name}: rate {float(after.growth_rate):+.3f}")
-        ax3.plot(losses, color=line.get_color(), label=name)
+        ax3.semilogy(losses, color=line.get_color(), label=name)
     ax1.set(xlabel="T − t", ylabel="‖∂L/∂h_t‖", title=f"before training (adding, T={T})")
     ax2.set(xlabel="T − t", ylabel="‖∂L/∂h_t‖", title=f"after {iters} SGD steps")
     ax3.set(xlabel="iteration", ylabel="RMS loss", title="training")
