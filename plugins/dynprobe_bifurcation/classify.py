@@ -139,12 +139,26 @@ def _one_attractor(zs: np.ndarray, period: np.ndarray, diverged: np.ndarray, flo
         if cyc.any():
             cyc[cyc] &= _same_cycle(zs[cyc], period[cyc], b, floor[cyc])
     rest = np.flatnonzero(single & ~cyc)
-    ok = np.ones(len(rest), dtype=bool)
-    for b in range(1, B):
-        if len(rest):
-            ok &= same_attractor(zs[rest, b], zs[rest, 0], floor[rest, b])
-    single[rest] = ok
+    for lo in range(0, len(rest), CHUNK):
+        idx = rest[lo:lo + CHUNK]
+        single[idx] = _clouds_match_first(zs[idx], floor[idx])
     return single | cyc
+
+
+def _clouds_match_first(zs: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """``[R]``: every sample's cloud matches sample 0's (the :func:`same_attractor` test, with
+    each cloud's spacings computed once); ``zs: [R, B, T, d]``, ``floor: [R, B]``."""
+    clouds = torch.as_tensor(np.ascontiguousarray(zs[..., -CLOUD_POINTS:, :]), dtype=torch.float64)
+    R, B, n, d = clouds.shape
+    spacing = _spacing(clouds.reshape(R * B, n, d)).reshape(R, B, n)
+    fl = torch.as_tensor(floor, dtype=torch.float64)
+    ok = torch.ones(R, dtype=torch.bool)
+    for b in range(1, B):
+        dist = torch.cdist(clouds[:, b], clouds[:, 0])
+        da, na = dist.min(dim=-1)
+        db, nb = dist.min(dim=-2)
+        ok &= _inside(da, na, spacing[:, 0], fl[:, b]) | _inside(db, nb, spacing[:, b], fl[:, b])
+    return ok.numpy()
 
 
 @dataclass
