@@ -81,7 +81,8 @@ def train_sine(out: Path, *, epochs: int, hidden: int, length: int, sequences: i
                lr: float = 3e-3) -> list[int]:
     """Train on ``sine_generation``; save a checkpoint (``state_dict``) every ``every`` epochs."""
     torch.manual_seed(seed)
-    data = dynprobe.dataset("sine_generation", n_sequences=sequences, length=length, dtype=torch.float32)
+    data = dynprobe.dataset("sine_generation", samples=sequences, T=length)
+    inputs, targets = data.time_major(), data.targets.transpose(0, 1)  # nn.LSTM is time-major
     model = SineGenerator(hidden)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     folder = out / "checkpoints"
@@ -94,7 +95,7 @@ def train_sine(out: Path, *, epochs: int, hidden: int, length: int, sequences: i
         if epoch == epochs:
             break
         opt.zero_grad()
-        loss = nn.functional.mse_loss(model(data["inputs"]), data["targets"])
+        loss = nn.functional.mse_loss(model(inputs), targets)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

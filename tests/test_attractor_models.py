@@ -59,29 +59,33 @@ def test_stable_lstm_projection_keeps_it_contractive() -> None:
 
 def test_sine_generation_shapes_and_values() -> None:
     d = dynprobe.dataset("sine_generation")
-    assert d["inputs"].shape == (400, 100, 1) and d["targets"].shape == (400, 100, 1)
-    assert float(d["omega"].min()) == pytest.approx(math.pi / 16) and float(d["omega"].max()) == pytest.approx(math.pi / 8)
+    assert d.inputs.shape == (100, 400, 1) and d.targets.shape == (100, 400, 1) and d.task == "regression"
+    assert d.every_step and d.output_size == 1
+    omega = d.inputs[:, 0, 0].double()
+    assert float(omega.min()) == pytest.approx(math.pi / 16) and float(omega.max()) == pytest.approx(math.pi / 8)
     t = 37
-    np.testing.assert_allclose(d["targets"][t, :, 0], np.sin(d["omega"].numpy() * (t + 1)), atol=1e-15)
-    assert torch.equal(d["inputs"][t, :, 0], d["omega"])
-    a = dynprobe.dataset("sine_generation", spacing="uniform", seed=3, n_sequences=7, length=5)
-    b = dynprobe.dataset("sine_generation", spacing="uniform", seed=3, n_sequences=7, length=5)
-    assert torch.equal(a["targets"], b["targets"])
+    np.testing.assert_allclose(d.targets[:, t, 0], np.sin(omega.numpy() * (t + 1)), atol=1e-6)
+    assert torch.equal(d.inputs[:, t, 0], d.inputs[:, 0, 0])
+    a = dynprobe.dataset("sine_generation", spacing="uniform", seed=3, samples=7, T=5)
+    b = dynprobe.dataset("sine_generation", spacing="uniform", seed=3, samples=7, T=5)
+    assert torch.equal(a.targets, b.targets) and not torch.equal(a.inputs, d.head(7).inputs[:, :5])
 
 
 def test_relevant_symbols_task() -> None:
-    d = dynprobe.dataset("relevant_symbols", n_sequences=500, length=60, seed=4)
-    x, y, pos = d["inputs"], d["labels"], d["positions"]
-    assert x.shape == (60, 500, 6) and torch.equal(x.sum(-1), torch.ones(60, 500, dtype=x.dtype))
+    d = dynprobe.dataset("relevant_symbols", T=60, samples=500, seed=4)
+    x, y = d.inputs, d.targets
+    assert x.shape == (500, 60, 6) and d.task == "classification" and d.num_classes == 4
+    assert torch.equal(x.sum(-1), torch.ones(500, 60))
     relevant = x[..., :2].sum(-1)  # p or q
-    assert torch.equal(relevant.sum(0), torch.full((500,), 2.0, dtype=x.dtype))
-    t1, t2 = pos[:, 0], pos[:, 1]
+    assert torch.equal(relevant.sum(1), torch.full((500,), 2.0))
+    where = relevant.nonzero()[:, 1].reshape(500, 2)  # (t1, t2) per sequence
+    t1, t2 = where[:, 0], where[:, 1]
     assert int(t1.min()) == 10 and int(t1.max()) == 18 and int(t2.min()) == 40 and int(t2.max()) == 49
     rows = torch.arange(500)
-    first, second = x[t1, rows, 1], x[t2, rows, 1]  # 1 where the symbol is q
+    first, second = x[rows, t1, 1], x[rows, t2, 1]  # 1 where the symbol is q
     assert torch.equal(y, (2 * first + second).long())
     assert set(y.tolist()) == {0, 1, 2, 3}
-    again = dynprobe.dataset("relevant_symbols", n_sequences=500, length=60, seed=4)
-    assert torch.equal(again["inputs"], x)
-    with pytest.raises(ProbeParameterError, match="length must be >= 50"):
-        dynprobe.dataset("relevant_symbols", length=49)
+    again = dynprobe.dataset("relevant_symbols", T=60, samples=500, seed=4)
+    assert torch.equal(again.inputs, x)
+    with pytest.raises(ProbeParameterError, match="T must be >= 50"):
+        dynprobe.dataset("relevant_symbols", T=49)

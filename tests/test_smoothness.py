@@ -72,17 +72,21 @@ def test_data_mode_and_errors() -> None:
     lstm = nn.LSTM(1, 4).double()
     head = nn.Linear(4, 1).double()
     system = dynprobe.wrap(lstm, readout=lambda h: head(h[..., :4]))
-    data = dynprobe.dataset("sine_generation", n_sequences=3, length=30)
-    ds = smoothness(system, values="0.5:1.5:11", lengths=(10, 30), data=(data["inputs"], data["targets"]))
+    data = dynprobe.dataset("sine_generation", samples=3, T=30)
+    ds = smoothness(system, values="0.5:1.5:11", lengths=(10, 30), data=data)
     assert ds.loss.shape == (2, 11) and np.isfinite(ds.loss.values).all()
     with torch.no_grad():  # a second implementation of V_N at s = 1: the module's own forward
-        out, _ = lstm(data["inputs"])
-        V = ((head(out) - data["targets"]) ** 2).mean(dim=(1, 2))
-    assert float(ds.loss.sel(length=30, param=1.0)) == pytest.approx(float(V.mean()), rel=1e-10)
+        out, _ = lstm(data.time_major().double())
+        V = ((head(out) - data.targets.transpose(0, 1).double()) ** 2).mean()
+    assert float(ds.loss.sel(length=30, param=1.0)) == pytest.approx(float(V), rel=1e-6)
+    by_name = smoothness(system, values="0.5:1.5:5", lengths=(10,), data="sine_generation", batch=4)
+    assert by_name.attrs["targets"] == "sine_generation" and np.isfinite(by_name.loss.values).all()
     with pytest.raises(ProbeParameterError, match="outputs"):
-        smoothness(dynprobe.wrap(lstm), values="0.5:1.5:5", lengths=(5,), data=(data["inputs"], data["targets"]))
+        smoothness(dynprobe.wrap(lstm), values="0.5:1.5:5", lengths=(5,), data=data)
     with pytest.raises(ProbeParameterError, match="need burn_in"):
-        smoothness(system, values="0.5:1.5:5", lengths=(40,), data=(data["inputs"], data["targets"]))
+        smoothness(system, values="0.5:1.5:5", lengths=(40,), data=data)
+    with pytest.raises(ProbeParameterError, match="every step"):
+        smoothness(system, values="0.5:1.5:5", lengths=(5,), data=dynprobe.dataset("relevant_symbols", samples=4))
     with pytest.raises(ProbeParameterError, match="loss"):
         smoothness(system, loss="hinge")
 

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 import dynprobe
-from dynprobe import Probe, System
+from dynprobe import Probe, System, Verdict
 
 from .classify import REGIMES, classify, least_periods
 from .orbit import make_projection, record_orbits
@@ -42,6 +42,7 @@ __all__ = [
     "plot_orbit_diagram",
     "plot_2d",
     "suggest",
+    "verdicts",
     "dynprobe_probes",
 ]
 
@@ -113,6 +114,64 @@ def smoothness_plot(ds: xr.Dataset) -> Any:
     return fig
 
 
+_REF = "attractors paper §3.3 (attractors, Def. 2), §4.1 (Fig. 1)"
+
+
+def verdicts(ds: xr.Dataset) -> list[Verdict]:
+    """What the sweep says: the regime at the network itself (s = 1 on a scale path) and where
+    along the path it is chaotic or multistable."""
+    vals = ds.param.values.astype(np.float64)
+    regimes = ds.regime.values.astype(str)
+    path = str(ds.attrs.get("path", ""))
+    out = []
+    if path.startswith("scale") and vals.min() <= 1.0 <= vals.max():
+        i = int(np.argmin(np.abs(vals - 1.0)))
+        lam = float(ds.max_exponent.values[i])
+        what = regimes[i].replace("_", " ")
+        if regimes[i] == "periodic":
+            what += f" (period {int(ds.period.values[i])})"
+        out.append(Verdict("attractors", f"at θ itself: {what}",
+                           f"s = {vals[i]:.3g}: λ_max = {lam:+.3g} /step, {int(ds.attractors.values[i])} attractor(s) "
+                           f"from {ds.sizes['sample']} initial states", _REF))
+    for name, label in (("chaotic", "chaotic"), ("multistable", "several attractors")):
+        hit = vals[regimes == name]
+        if hit.size:
+            out.append(Verdict("attractors", f"{label} at {hit.size} of {vals.size} values along {path}",
+                               f"between s = {hit.min():.3g} and {hit.max():.3g}", _REF))
+    if not out:
+        kinds = ", ".join(f"{r.replace('_', ' ')}: {int((regimes == r).sum())}" for r in REGIMES if (regimes == r).any())
+        out.append(Verdict("attractors", "no chaos or multistability along the path", kinds, _REF))
+    return out
+
+
+def smoothness_suggest(system: System) -> dict[str, Any]:
+    """θ(s) = s·θ around s = 1; fewer grid points for large networks; short lengths first so
+    growth shows before the grid saturates."""
+    n_params = sum(int(v.numel()) for v in system.params.values()) or system.state_dim
+    count = 401 if n_params <= 5000 else 61
+    return {"values": f"0.5:1.5:{count}", "lengths": (2, 5, 10, 20, 50, 100)}
+
+
+def smoothness_verdicts(ds: xr.Dataset) -> list[Verdict]:
+    """Thm 1's regime from how the Lipschitz estimate of the cost grows with N."""
+    rate = float(ds.growth_rate)
+    lv = ds.lipschitz_loss.values
+    n = ds.length.values
+    saturated = ~ds.resolved.values.astype(bool)
+    evidence = f"L_V = {lv[0]:.3g} at N = {int(n[0])} → {lv[-1]:.3g} at N = {int(n[-1])} along {ds.attrs.get('path', '')}"
+    if saturated.any():
+        first = int(n[np.argmax(saturated)])
+        evidence += f"; from N = {first} the cost varies on scales finer than the grid"
+    if (np.isfinite(rate) and rate > 0.02) or saturated.any():
+        growth = f"L_V grows ≈ e^({rate:.3g}·N)" if np.isfinite(rate) else "L_V reaches the grid's resolution"
+        verdict = f"cost roughens with sequence length: {growth} (Thm 1, L_f > 1)"
+    elif lv[-1] > 2 * lv[0]:
+        verdict = "cost roughens slowly with sequence length (Thm 1, L_f ≈ 1)"
+    else:
+        verdict = "cost stays smooth as the sequence grows (Thm 1, L_f < 1)"
+    return [Verdict("gradients", verdict, evidence, "attractors paper §4.2 (Thm 1), Fig. 1b")]
+
+
 @dynprobe.hookimpl
 def dynprobe_probes() -> list[Probe]:
     return [
@@ -120,7 +179,9 @@ def dynprobe_probes() -> list[Probe]:
             name="smoothness",
             run=smoothness,
             plot=smoothness_plot,
+            suggest=smoothness_suggest,
             summary=smoothness_summary,
+            verdicts=smoothness_verdicts,
             reference="attractors paper §4.1 (Fig. 1b), §4.2 (Thm 1)",
         ),
         Probe(
@@ -129,6 +190,7 @@ def dynprobe_probes() -> list[Probe]:
             plot=plot,
             suggest=suggest,
             summary=summary,
+            verdicts=verdicts,
             reference="attractors paper §3.3, §4.1 (Fig. 1), §5 (Fig. 4, 7, 8)",
         )
     ]

@@ -38,7 +38,7 @@ def plot_orbit_diagram(ds: xr.Dataset, axes: Any = None) -> Any:
         fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 1.3), constrained_layout=True)
     ax1, ax2 = axes
     x, y, regime = _points(ds)
-    size = max(0.05, min(2.0, 4e4 / max(len(y), 1)))
+    size = max(0.05, min(6.0, 4e4 / max(len(y), 1)))
     for name, color in REGIME_COLORS.items():
         sel = regime == name
         if sel.any():
@@ -73,6 +73,7 @@ def plot_2d(ds: xr.Dataset, ax: Any = None, *, max_values: int = 400) -> Any:
     keep = np.isfinite(y) & np.isfinite(dy)
     art = ax.scatter(y[keep], dy[keep], c=c[keep], s=1.0, cmap="viridis", linewidths=0, rasterized=True)
     ax.figure.colorbar(art, ax=ax, label=ds.param.attrs.get("long_name", "param"))
+    ax.xaxis.set_major_locator(plt.MaxNLocator(5))
     ax.set_xlabel("y_t")
     ax.set_ylabel("y_t − y_{t−1}")
     ax.set_title(f"2-D view of {ds.orbit.attrs.get('long_name', 'the projection')}", fontsize=9)

@@ -13,15 +13,13 @@ which are lower bounds on the true constants at the grid's resolution (they satu
 range(V)/Δs once V varies on scales finer than Δs — refine the grid to see further).
 
 Targets: by default the System's own outputs at θ (s = 1 on the ``scale`` path is θ itself) from
-its initial state — the paper's system-identification setting of Fig. 1(b) — or a data set with
-``inputs [time, batch, M]`` and ``targets [time, batch, P]``.
+its initial state — the paper's system-identification setting of Fig. 1(b) — or a task
+(:class:`dynprobe.tasks.SequenceData`) with a target at every step, such as ``sine_generation``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
-
+from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import xarray as xr
@@ -30,6 +28,7 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.drives import sequence
 from dynprobe.errors import ProbeParameterError
+from dynprobe.tasks import SequenceData
 
 from .paths import ParamPath, resolve_path
 from .probe import parse_values
@@ -37,6 +36,8 @@ from .probe import parse_values
 __all__ = ["smoothness", "lipschitz_estimates"]
 
 LOSSES = ("mse", "bce")
+RESOLVED = 0.3
+"""An estimate above this fraction of range(V)/Δs is limited by the grid, not by the cost."""
 
 
 def lipschitz_estimates(s: np.ndarray, V: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,25 +61,28 @@ def _loss(kind: str, y_hat: Tensor, y: Tensor) -> Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(y_hat, y.expand_as(y_hat), reduction="none")
 
 
-def _data(data: str | tuple[Tensor, Tensor] | Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+def _data(data: str | SequenceData, batch: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Time-major ``(inputs [T, B, M], targets [T, B, P])`` of the first ``batch`` samples."""
     if isinstance(data, str):
-        import dynprobe
+        import inspect
 
-        data = dynprobe.dataset(data)
-    if isinstance(data, Mapping):
-        if "inputs" not in data or "targets" not in data:
-            raise ProbeParameterError(
-                f"probe 'smoothness': the data set gives {sorted(data)}; it needs 'inputs' [time, batch, M] and "
-                "'targets' [time, batch, P] (per-step targets)"
-            )
-        data = (data["inputs"], data["targets"])
-    inputs, targets = (torch.as_tensor(x) for x in data)
-    if inputs.ndim != 3 or targets.ndim != 3 or inputs.shape[:2] != targets.shape[:2]:
+        import dynprobe
+        from dynprobe.registry import registry
+
+        accepted = inspect.signature(registry().dataset(data).factory).parameters
+        kwargs = {k: v for k, v in (("samples", batch), ("seed", seed)) if k in accepted}
+        data = dynprobe.dataset(data, **kwargs)
+    if not isinstance(data, SequenceData):
         raise ProbeParameterError(
-            f"probe 'smoothness': inputs {list(inputs.shape)} and targets {list(targets.shape)} must be "
-            "[time, batch, M] and [time, batch, P] with equal time and batch"
+            f"probe 'smoothness': data must be a data set name or a dynprobe.tasks.SequenceData, got {type(data).__name__}"
         )
-    return inputs, targets
+    if not data.every_step:
+        raise ProbeParameterError(
+            f"probe 'smoothness': data set {data.name!r} has no target at every step (targets {list(data.targets.shape)}); "
+            "the cost of Thm 1 sums a loss over the steps — use a task with targets [sample, time, output]"
+        )
+    data = data.head(min(batch, data.samples))
+    return data.time_major(), data.targets.transpose(0, 1)
 
 
 @torch.no_grad()
@@ -88,7 +92,8 @@ def smoothness(
     path: str | ParamPath | Callable[[System, float], System] = "scale",
     values: Sequence[float] | str = "0.5:2.0:301",
     lengths: Sequence[int] = (10, 20, 50, 100),
-    data: str | tuple[Tensor, Tensor] | None = None,
+    data: str | SequenceData | None = None,
+    batch: int = 16,
     loss: str = "mse",
     burn_in: int = 0,
     seed: int = 0,
@@ -107,10 +112,13 @@ def smoothness(
     data
         ``None``: targets are the System's own outputs at θ from its initial state (the sample
         drawn first by its ``init`` — the model's start state when it has one), driven by its
-        own drive. Otherwise a registered data set name, or ``(inputs, targets)``: the model
-        is driven by the inputs (a ``sequence`` drive) from its start state (the ``init``
-        center, else zeros — what a module's forward starts from) and compared with the
-        per-step targets.
+        own drive. Otherwise a data set with a target at every step — an installed data set's
+        name (built with ``samples=batch`` and ``seed`` when it takes them, e.g.
+        ``"sine_generation"``) or a :class:`dynprobe.tasks.SequenceData`: the model is driven by
+        its inputs (a ``sequence`` drive) from its start state (the ``init`` center, else zeros —
+        what a module's forward starts from) and compared with the targets.
+    batch
+        Sequences of the data set used (the first ``batch``).
     loss
         ``"mse"`` (squared error) or ``"bce"`` (sigmoid cross-entropy), the losses of Thm 1.
     burn_in
@@ -125,7 +133,8 @@ def smoothness(
         (finite-difference estimates of the Lipschitz constants of V and ∇V along the path),
         ``slope[length, midpoint]`` (dV/ds between grid points), ``lipschitz_ceiling[length]``
         (range(V)/min Δs: estimates near it are limited by the grid), ``growth_rate`` (least-squares
-        slope of log L_V against N, 1/step; ≈ 2 log L_f in the expanding regime) and
+        slope of log L_V against N, 1/step; ≈ 2 log L_f in the expanding regime; NaN when fewer than
+        two lengths are resolved) and
         ``diverged[param]``.
 
     References
@@ -150,7 +159,7 @@ def smoothness(
         targets = _outputs(teacher, ref)
         base = system
     else:
-        inputs, targets = _data(data)
+        inputs, targets = _data(data, batch, seed)
         base = system.with_drive(sequence(inputs.to(system.dtype)))
         center = system.init.center
         start = torch.zeros(system.state_dim) if center is None else center.reshape(-1)
@@ -173,7 +182,10 @@ def smoothness(
     cums = np.cumsum(per_step[burn_in:], axis=0)
     V = np.stack([cums[n - 1] / n for n in Ns])  # [len, S]
     lv, lg, slope = _finite(vals, V, diverged)
-    good = np.isfinite(lv) & (lv > 0)
+    with np.errstate(invalid="ignore"):
+        ceiling = (np.nanmax(V, axis=1) - np.nanmin(V, axis=1)) / np.diff(vals).min()
+    resolved = lv < RESOLVED * ceiling
+    good = np.isfinite(lv) & (lv > 0) & resolved
     growth = float(np.polyfit(np.asarray(Ns)[good], np.log(lv[good]), 1)[0]) if good.sum() >= 2 else float("nan")
     mid = 0.5 * (vals[1:] + vals[:-1])
     coords = {
@@ -188,14 +200,16 @@ def smoothness(
                                               "units": "1"}),
             "lipschitz_grad": ("length", lg, {"long_name": "finite-difference Lipschitz estimate of dV/ds", "units": "1"}),
             "slope": (("length", "midpoint"), slope, {"long_name": "dV/ds between grid points", "units": "1"}),
-            "lipschitz_ceiling": ("length", (np.nanmax(V, axis=1) - np.nanmin(V, axis=1)) / np.diff(vals).min(),
-                                  {"long_name": "largest value the grid can resolve: range(V) / min ds", "units": "1"}),
+            "lipschitz_ceiling": ("length", ceiling, {"long_name": "largest value the grid can resolve: range(V) / min ds",
+                                                      "units": "1"}),
+            "resolved": ("length", resolved, {"long_name": f"L_V below {RESOLVED} x the grid ceiling (else: the cost "
+                                              "varies on scales finer than the grid)", "units": "1"}),
             "growth_rate": ((), growth, {"long_name": "slope of log L_V against N", "units": "1/step"}),
             "diverged": ("param", diverged, {"long_name": "simulation became non-finite", "units": "1"}),
         },
         coords=coords,
         attrs={"path": the_path.describe(), "loss_function": loss, "burn_in": int(burn_in),
-               "targets": "own outputs at theta" if data is None else (data if isinstance(data, str) else "given"),
+               "targets": "own outputs at theta" if data is None else (data if isinstance(data, str) else data.name),
                "state_dim": system.state_dim},
     )
 

@@ -14,67 +14,72 @@ import torch
 
 from dynprobe import DatasetSpec
 from dynprobe.errors import ProbeParameterError
+from dynprobe.tasks import SequenceData
 
 __all__ = ["sine_generation", "DATASETS"]
 
 
 def sine_generation(
-    n_sequences: int = 100,
-    length: int = 400,
+    samples: int = 100,
+    T: int = 400,
     omega_min: float = math.pi / 16,
     omega_max: float = math.pi / 8,
     spacing: str = "linspace",
     seed: int = 0,
-    dtype: torch.dtype = torch.float64,
-) -> dict[str, torch.Tensor]:
+) -> SequenceData:
     """Constant-input sine generation.
 
     Parameters
     ----------
-    n_sequences, length
-        Number of sequences (one frequency each) and their length T.
+    samples, T
+        Number of sequences (one frequency each) and their length.
     omega_min, omega_max
         Frequency interval (rad/step).
     spacing
-        ``"linspace"`` (evenly spaced frequencies) or ``"uniform"`` (drawn with ``seed``).
-    seed, dtype
-        Random seed for ``"uniform"``; tensor dtype.
+        ``"linspace"`` (evenly spaced frequencies, the default) or ``"uniform"`` (drawn with ``seed``).
+    seed
+        Random seed for ``"uniform"``.
 
     Returns
     -------
-    dict
-        ``inputs [T, B, 1]`` (ω at every step), ``targets [T, B, 1]`` (sin(ω(t + 1)), t = 0 … T−1),
-        ``omega [B]``.
+    SequenceData
+        ``inputs [sample, time=T, channel=1]`` (ω at every step), ``targets [sample, time, output=1]``
+        (sin(ω(t + 1)), t = 0 … T−1), ``task="regression"`` (a target at every step).
 
     References
     ----------
     Attractors paper §5.1; Sussillo & Barak (2013).
+
+    Example
+    -------
+    >>> data = dynprobe.dataset("sine_generation")
+    >>> data.inputs[:, 0, 0]  # the 100 frequencies
     """
-    if n_sequences < 1 or length < 1 or not omega_min <= omega_max:
+    if samples < 1 or T < 1 or not omega_min <= omega_max:
         raise ProbeParameterError(
-            f"sine_generation: need n_sequences >= 1, length >= 1, omega_min <= omega_max "
-            f"(got {n_sequences}, {length}, {omega_min}, {omega_max})"
+            f"dataset 'sine_generation': need samples >= 1, T >= 1, omega_min <= omega_max "
+            f"(got {samples}, {T}, {omega_min}, {omega_max})"
         )
     if spacing == "linspace":
-        omega = torch.linspace(omega_min, omega_max, n_sequences, dtype=torch.float64)
+        omega = torch.linspace(omega_min, omega_max, samples, dtype=torch.float64)
     elif spacing == "uniform":
         gen = torch.Generator().manual_seed(int(seed))
-        omega = omega_min + (omega_max - omega_min) * torch.rand(n_sequences, generator=gen, dtype=torch.float64)
+        omega = omega_min + (omega_max - omega_min) * torch.rand(samples, generator=gen, dtype=torch.float64)
     else:
-        raise ProbeParameterError(f"sine_generation: spacing {spacing!r} is not 'linspace' or 'uniform'")
-    t = torch.arange(length, dtype=torch.float64).unsqueeze(1)
-    targets = torch.sin(omega * (t + 1))
-    inputs = omega.expand(length, n_sequences)
-    return {"inputs": inputs.unsqueeze(-1).to(dtype).contiguous(), "targets": targets.unsqueeze(-1).to(dtype),
-            "omega": omega.to(dtype)}
+        raise ProbeParameterError(f"dataset 'sine_generation': spacing {spacing!r} is not 'linspace' or 'uniform'")
+    t = torch.arange(T, dtype=torch.float64)
+    targets = torch.sin(omega[:, None] * (t[None, :] + 1)).unsqueeze(-1)
+    inputs = omega[:, None, None].expand(samples, T, 1)
+    return SequenceData(inputs.float().contiguous(), targets.float(), "regression", "sine_generation",
+                        attrs={"T": int(T), "omega_min": float(omega_min), "omega_max": float(omega_max),
+                               "spacing": spacing, "seed": int(seed), "source": "synthetic"})
 
 
 DATASETS = [
     DatasetSpec(
         name="sine_generation",
         factory=sine_generation,
-        doc="constant input omega, target sin(omega (t+1)); 100 frequencies in [pi/16, pi/8], length 400",
+        doc="constant input omega, target sin(omega (t+1)) at every step; 100 frequencies in [pi/16, pi/8], T=400",
         reference="attractors paper §5.1; Sussillo & Barak (2013)",
-        defaults={"n_sequences": 100, "length": 400},
     )
 ]

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 import dynprobe
-from dynprobe import Probe, System
+from dynprobe import Probe, System, Verdict
 
 from .knn import kl_entropy
 from .lipschitz import WeightBound, contractivity, lstm_bound, spectral_norms, weight_norm_bound
@@ -29,6 +29,7 @@ __all__ = [
     "contractivity",
     "jacobian_stats",
     "suggest",
+    "verdicts",
     "dynprobe_probes",
 ]
 
@@ -85,7 +86,31 @@ def plot(ds: xr.Dataset) -> Any:
     ax2.set(xlabel="step t", ylabel="nats/step",
             title=f"L_f >= {float(ds.lipschitz_lower):.3g}; {ds.contractivity.item()}")
     ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     return fig
+
+
+_WORDS = {"contractive": "contractive: one fixed point attracts everything, information fades",
+          "not_contractive": "not contractive: room for attractors beyond a single fixed point",
+          "undetermined": "contractivity undetermined"}
+
+
+def verdicts(ds: xr.Dataset) -> list[Verdict]:
+    """Contractivity (Def. 1) and how fast the ensemble's entropy changes (eq. 4)."""
+    verdict = ds.contractivity.item()
+    bound = f", ≤ {float(ds.lipschitz_upper):.3g}" if bool(ds.has_upper_bound) else ""
+    out = [Verdict("entropy", _WORDS.get(verdict, verdict),
+                   f"L_f ≥ {float(ds.lipschitz_lower):.3g}{bound}; {ds.attrs.get('contractivity_reason', '')}",
+                   "attractors paper §3.2 (Def. 1)")]
+    rate = float(ds.rate.mean())
+    change = "gains" if rate > 0 else "loses"
+    out.append(Verdict("entropy", f"the state ensemble {change} {abs(rate):.3g} nats/step",
+                       f"E[log|det J|] within the eq. 4 brackets [{float(ds.rate_lower.mean()):+.3g}, "
+                       f"{float(ds.rate_upper.mean()):+.3g}] nats/step"
+                       + ("" if bool(ds.invertible) else "; the step is not invertible at some visited state"),
+                       "attractors paper §3.1 (eq. 4)"))
+    return out
 
 
 @dynprobe.hookimpl
@@ -97,6 +122,7 @@ def dynprobe_probes() -> list[Probe]:
             plot=plot,
             suggest=suggest,
             summary=summary,
+            verdicts=verdicts,
             reference="attractors paper §3.1-3.2 (eq. 4, Def. 1), supplement B",
         )
     ]

@@ -74,7 +74,10 @@ def entropy(
         Power-iteration steps per state.
     knn, knn_times, knn_k
         Optionally estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
-        estimator at the times ``knn_times`` (default: 0, steps // 2, steps).
+        estimator at the times ``knn_times`` (default: 0, steps // 2, steps). It follows the
+        exact change while the ensemble keeps full dimension; once the states collapse onto a
+        lower-dimensional attractor the exact H_t heads to −∞ and the finite-sample estimate
+        lags far behind — a sign of that collapse, not an error in either.
     seed
         Seeds the initial states and the power iteration.
 
