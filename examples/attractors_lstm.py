@@ -138,7 +138,7 @@ def epochs_diagram(out: Path, epochs: list[int], *, hidden: int, burn_in: int) -
     regimes = ds.regime.values
     oscillating = [e for e, r in zip(epochs, regimes) if r in ("periodic", "quasi_periodic", "chaotic")]
     return {"figure": path, "dataset": ds, "first_oscillating_epoch": oscillating[0] if oscillating else None,
-            "regimes": dict(zip(epochs, regimes))}
+            "regimes": {int(e): str(r) for e, r in zip(epochs, regimes)}}
 
 
 def main(out: str | Path = "attractors_out", *, quick: bool = False) -> dict[str, Any]:
