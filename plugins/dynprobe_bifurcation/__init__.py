@@ -16,10 +16,11 @@ from dynprobe import Probe, System, Verdict
 
 from .classify import REGIMES, classify, least_periods
 from .orbit import make_projection, record_orbits
-from .paths import BiasMean, Checkpoints, Custom, InputLevel, NamedScalar, ParamPath, Scale, resolve_path
+from .paths import BiasMean, InputLevel, NamedScalar, ParamPath, Scale, resolve_path
 from .plot import plot, plot_2d, plot_orbit_diagram
 from .probe import bifurcation
 from .smoothness import lipschitz_estimates, smoothness
+from .stacked import Checkpoints, Custom
 
 __all__ = [
     "bifurcation",

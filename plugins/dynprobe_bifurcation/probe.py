@@ -25,7 +25,8 @@ from dynprobe_lyapunov import qr_iterate
 
 from .classify import REGIMES, classify
 from .orbit import make_projection, record_orbits, signature_basis
-from .paths import Checkpoints, ParamPath, resolve_path
+from .paths import ParamPath, resolve_path
+from .stacked import Checkpoints
 from .verify import verify_periods
 
 __all__ = ["bifurcation", "parse_values", "ATTRACTOR_TOL"]
