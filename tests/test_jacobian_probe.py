@@ -156,3 +156,14 @@ def test_conformance(gradient):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         check_probe("jacobian", dynprobe.wrap(net), horizons=(1, 4), samples=2, gradient=gradient)
+
+
+def test_singular_products_have_log_singular_values_minus_infinity():
+    """A nilpotent shift: J^T loses one rank per step; the lost directions are exactly 0 (−∞ in logs)."""
+    A = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    ds = dynprobe.run("jacobian", linear(A), horizons=(1, 2, 3), samples=1)
+    log_sv = ds.log_singular_values.isel(sample=0).values
+    np.testing.assert_allclose(log_sv[0, :2], 0.0, atol=1e-12)
+    assert np.isneginf(log_sv[0, 2]) and np.isneginf(log_sv[1, 1:]).all() and np.isneginf(log_sv[2]).all()
+    assert np.isposinf(ds.log_condition_number.values).all()
+    assert ds.var_jjt.values[0, 2] == 0.0 and not ds.diverged.any()

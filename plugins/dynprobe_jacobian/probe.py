@@ -43,7 +43,8 @@ def _moments(log_sv: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
     log_m1 = torch.logsumexp(2 * log_sv, dim=-1) - math.log(n)
     log_m2 = torch.logsumexp(4 * log_sv, dim=-1) - math.log(n)
     normalized = torch.expm1(torch.clamp(log_m2 - 2 * log_m1, max=700.0))
-    return log_m1, normalized, log_m2
+    zero = torch.isneginf(log_m1)  # J = 0 exactly: a spectrum of zeros has no spread
+    return log_m1, torch.where(zero, torch.zeros_like(normalized), normalized), log_m2
 
 
 @torch.no_grad()
@@ -168,6 +169,12 @@ def jacobian(
     return _dataset(system, horizons, per_horizon, steps, grad, diverged)
 
 
+def _log_condition(log_sv: np.ndarray) -> np.ndarray:
+    """log σ₁ − log σ_N, and +∞ for a singular product (σ_N = 0, J = 0 included)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isneginf(log_sv[..., -1]), np.inf, log_sv[..., 0] - log_sv[..., -1])
+
+
 def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict, grad, diverged: Tensor) -> xr.Dataset:
     n = system.state_dim
     ens = system.networks is not None
@@ -186,7 +193,8 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
     ok = stack(per_horizon["ok"], -2) & ~bad[..., None, None]
     sv = np.where(ok, sv, np.nan)
     log_norm = log_sv[..., 0]
-    m1 = np.exp(log_m1.cpu().numpy())
+    with np.errstate(over="ignore"):
+        m1 = np.exp(log_m1.cpu().numpy())
     with np.errstate(over="ignore"):
         var = normalized.cpu().numpy() * m1 * m1
     fields = {
@@ -196,8 +204,8 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
         "sv_resolved": ([*lead, "horizon", "sv"], ok, "float64 resolves this singular value of the explicit product", "1"),
         "log_spectral_norm": ([*lead, "horizon"], log_norm, "log spectral norm log ||dh_T/dh_0||_2", "1"),
         "norm_exceeds_one": ([*lead, "horizon"], log_norm > 0, "spectral norm ||dh_T/dh_0||_2 > 1", "1"),
-        "log_condition_number": ([*lead, "horizon"], log_sv[..., 0] - log_sv[..., -1],
-                                 "log condition number log(sigma_1 / sigma_N)", "1"),
+        "log_condition_number": ([*lead, "horizon"], _log_condition(log_sv),
+                                 "log condition number log(sigma_1 / sigma_N) (+inf when singular)", "1"),
         "log_mean_sq_sv": ([*lead, "horizon"], log_m1.cpu().numpy(), "log mean squared singular value log(tr(J J^T)/N)",
                            "1"),
         "var_jjt": ([*lead, "horizon"], var, "variance of the spectrum of J J^T", "1"),

@@ -45,10 +45,19 @@ _EXP_CAP = 700.0
 
 
 def _scaled_triangle(R: Tensor, log_d_old: Tensor, log_d_new: Tensor) -> Tensor:
-    """D_new⁻¹ · R · D_old for upper-triangular R, computed without forming D."""
+    """D_new⁻¹ · R · D_old for upper-triangular R, computed without forming D.
+
+    A direction the product annihilates exactly (ℓ_new,i = −∞: a singular factor, e.g. a dead
+    ReLU unit) keeps the unit row eᵢ — row i of D R̂ is zero whatever R̂'s row i holds — and a
+    column already annihilated (ℓ_old,j = −∞) contributes nothing."""
     diff = log_d_old.unsqueeze(-2) - log_d_new.unsqueeze(-1)  # [.., i, j] = ℓ_old_j − ℓ_new_i
-    scale = torch.exp(torch.clamp(diff, max=_EXP_CAP))
-    return torch.triu(R * scale)
+    scale = torch.nan_to_num(torch.exp(torch.clamp(diff, max=_EXP_CAP)), nan=0.0)
+    out = torch.triu(torch.where(scale == 0, torch.zeros_like(R), R * scale))
+    dead = torch.isneginf(log_d_new)
+    if bool(dead.any()):
+        eye = torch.eye(R.shape[-1], dtype=R.dtype, device=R.device).expand_as(R)
+        out = torch.where(dead.unsqueeze(-1), eye, out)
+    return out
 
 
 @dataclass
@@ -95,7 +104,8 @@ def _blocks(coupled: Tensor) -> list[tuple[int, int]]:
 
 
 def log_singular_values(log_d: Tensor, Rhat: Tensor, *, max_sweeps: int = MAX_SWEEPS) -> tuple[Tensor, Tensor]:
-    """Log singular values of diag(exp(log_d))·R̂, sorted descending, ``[*lead, N]`` (float64).
+    """Log singular values of diag(exp(log_d))·R̂, sorted descending, ``[*lead, N]`` (float64);
+    −∞ for a singular value that is exactly 0.
 
     Returns ``(log_sv, sweeps)`` with the number of transpose-QR sweeps each product needed.
     """
@@ -128,6 +138,8 @@ def log_singular_values(log_d: Tensor, Rhat: Tensor, *, max_sweeps: int = MAX_SW
             if b - a == 1:
                 continue
             top = flat_d[k, a:b].max()
+            if torch.isneginf(top):
+                continue  # every singular value of the block is exactly 0
             block = torch.exp(flat_d[k, a:b] - top).unsqueeze(-1) * flat_R[k, a:b, a:b]
             flat_out[k, a:b] = torch.log(torch.linalg.svdvals(block)) + top
     out = flat_out.reshape(*lead, n)
