@@ -19,7 +19,6 @@ Mean-field paper §3.1 (vanilla), §3.2 (minimalRNN); eq. (2), (4), (9), (13).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -80,18 +79,17 @@ def network_weights(target: System) -> tuple[str, str, dict[str, np.ndarray], st
         meta, p = target.meta, {k: _np(v) for k, v in target.params.items()}
         if meta.get("cell") in ("vanilla", "minimalrnn"):
             return meta["cell"], meta["phi"], p, target.describe()
-        match = re.search(r"mode='(RNN_TANH|RNN_RELU)', layers=(\d+)", target.kind)
-        if match:
-            if int(match.group(2)) != 1:
+        if meta.get("adapter") == "dynprobe_adapters.torch_rnn" and meta.get("cell") in ("RNN_TANH", "RNN_RELU"):
+            if int(meta.get("num_layers", 1)) != 1:
                 raise UnsupportedModuleError(
-                    f"meanfield: {target.name} has {match.group(2)} layers; the mean-field theory here is for one "
+                    f"meanfield: {target.name} has {meta['num_layers']} layers; the mean-field theory here is for one "
                     "recurrent layer; estimate a single-layer network or pass sigma_w=..., sigma_v=... explicitly"
                 )
             suffix = "_l0" if "weight_hh_l0" in p else ""
-            b = p[f"bias_ih{suffix}"] + p[f"bias_hh{suffix}"] if f"bias_ih{suffix}" in p else np.zeros(
-                p[f"weight_hh{suffix}"].shape[:-1])
-            phi = "tanh" if match.group(1) == "RNN_TANH" else "relu"
-            return "vanilla", phi, {"W": p[f"weight_hh{suffix}"], "V": p[f"weight_ih{suffix}"], "b": b}, target.describe()
+            W, V = p[f"weight_hh{suffix}"], p[f"weight_ih{suffix}"]
+            b = p[f"bias_ih{suffix}"] + p[f"bias_hh{suffix}"] if f"bias_ih{suffix}" in p else np.zeros(W.shape[:-1])
+            phi = "tanh" if meta["cell"] == "RNN_TANH" else "relu"
+            return "vanilla", phi, {"W": W, "V": V, "b": b}, target.describe()
         raise UnsupportedModuleError(
             f"meanfield: cannot read mean-field hyper-parameters from {target.name} ({target.kind}); supported: "
             "VanillaRNN, MinimalRNN, one-layer nn.RNN / nn.RNNCell; or pass sigma_w=..., sigma_v=... explicitly"
