@@ -167,3 +167,14 @@ def test_singular_products_have_log_singular_values_minus_infinity():
     assert np.isneginf(log_sv[0, 2]) and np.isneginf(log_sv[1, 1:]).all() and np.isneginf(log_sv[2]).all()
     assert np.isposinf(ds.log_condition_number.values).all()
     assert ds.var_jjt.values[0, 2] == 0.0 and not ds.diverged.any()
+
+
+def test_verdicts_name_isometry_vanishing_and_transient_growth():
+    from dynprobe_jacobian import report
+
+    Q, _ = qr_positive(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    iso = [v.verdict for v in report.verdicts(dynprobe.run("jacobian", linear(Q), horizons=(1, 50), samples=1))]
+    assert any("neither explode nor vanish" in v for v in iso) and any("dynamical isometry" in v for v in iso)
+    A = torch.tensor([[0.5, 3.0], [0.0, 0.6]], dtype=torch.float64)
+    words = [v.verdict for v in report.verdicts(dynprobe.run("jacobian", linear(A), horizons=(1, 60), samples=1))]
+    assert any("gradients vanish" in v for v in words) and any("transient amplification" in v for v in words)

@@ -108,3 +108,17 @@ def test_phase_diagram_plot_marks_a_point():
     ax = phase_diagram(ds, mark={"sigma_w": 1.2, "sigma_b": 0.2})
     labels = ax.get_legend_handles_labels()[1]
     assert "chi_1 = 1" in labels and "this network" in labels
+
+
+def test_verdicts_state_the_predicted_phase_at_the_network():
+    from dynprobe_meanfield import report
+
+    net = dynprobe.model("vanilla", input_size=32, hidden_size=64, dtype=torch.float64, seed=0)
+    dynprobe.critical_init(net, q_star=0.5, R=1.0)  # σ_v from 2048 entries: χ₁ within ~0.002 of 1
+    system = dynprobe.wrap(net, drive=dynprobe.sequence(torch.randn(50, 2, 32, dtype=torch.float64)))
+    ds = dynprobe.run("meanfield", system, R=1.0, measure=False)
+    found = {v.topic: v.verdict for v in report.verdicts(ds)}
+    assert "critical" in found["regime"] and "dynamical isometry" in found["gradients"] and "τ" in found["memory"]
+    assert report.suggest(system)["measure"] is False
+    with pytest.raises(dynprobe.errors.NotApplicable, match="R"):
+        report.suggest(dynprobe.wrap(torch.nn.RNN(2, 2).double(), drive=dynprobe.feedback()))

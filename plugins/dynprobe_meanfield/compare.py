@@ -69,7 +69,8 @@ def measured(system: System, est: Estimate, *, horizons: Sequence[int], measure:
             lam, err = lam.mean("network"), err.mean("network")
         data["lambda_max_measured"] = _var([], float(lam), "largest Lyapunov exponent measured (QR method)", "1/step")
         data["lambda_max_measured_stderr"] = _var([], float(err), "standard error of lambda_max_measured", "1/step")
-        jac = dynprobe.run("jacobian", system, horizons=tuple(int(t) for t in horizons), samples=samples, seed=seed)
+        jac = dynprobe.run("jacobian", system, horizons=tuple(int(t) for t in horizons), samples=samples, seed=seed,
+                           gradient=False, step_stats=False)
         over = [d for d in ("network", "sample") if d in jac.log_mean_sq_sv.dims]
         data["mean_sq_sv_measured"] = _var(h, np.exp(jac.log_mean_sq_sv.mean(over)).values,
                                            "mean squared singular value of the end-to-end Jacobian, measured")

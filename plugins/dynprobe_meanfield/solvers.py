@@ -36,7 +36,7 @@ NOISE_TOL = 1e-10
 """A residual below this that stops shrinking is quadrature noise: accept (near double roots,
 e.g. tanh at σ_w = 1 with no bias or input, where q* = 0 is approached only linearly)."""
 MAX_ITER = 200
-COARSE_ITER = 15
+COARSE_ITER = 8
 _DIVERGED = 1e100
 
 VarianceMap = Callable[[np.ndarray, np.ndarray, bool], tuple[np.ndarray, ...]]
