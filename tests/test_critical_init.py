@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import math
-import warnings
-
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, special
+from scipy import special
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
 from dynprobe_meanfield import critical_hyper, predict_point
-
-
-def E(f, q: float, mu: float) -> float:
-    z0 = -mu / math.sqrt(q)
-    pts = sorted({-12.0, 12.0} | {float(np.clip(z0 + k / math.sqrt(q), -12, 12)) for k in (-16, -4, -1, 0, 1, 4, 16)})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        return sum(integrate.quad(lambda z: f(math.sqrt(q) * z + mu) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
-                                  a, b, epsabs=0, epsrel=1e-13, limit=300)[0] for a, b in zip(pts[:-1], pts[1:]))
+from meanfield_reference import E
 
 
 @pytest.mark.parametrize("q_star,mu_b,R", [(16.0, 0.0, 0.46), (16.0, 2.0, 0.37), (30.0, -1.0, 1.0), (8.0, 2.0, 0.37)])
@@ -99,8 +88,8 @@ def test_critical_init_then_a_wide_network_has_largest_lyapunov_exponent_near_ze
     lam = dynprobe.run("lyapunov", dynprobe.wrap(net, drive=dynprobe.sequence(x)), k=1, steps=200, burn_in=40, samples=2)
     assert abs(float(lam.exponent_mean[0])) < 0.02
     off = dynprobe.model("vanilla", input_size=M, hidden_size=N, sigma_w=1.0, sigma_v=1.0, dtype=torch.float64, seed=1)
-    lam_off = dynprobe.run("lyapunov", dynprobe.wrap(off, drive=dynprobe.sequence(x)), k=1, steps=200, burn_in=40,
-                           samples=2)
+    off_system = dynprobe.wrap(off, drive=dynprobe.sequence(x))
+    lam_off = dynprobe.run("lyapunov", off_system, k=1, steps=200, burn_in=40, samples=2)
     assert float(lam_off.exponent_mean[0]) < -0.1
 
 

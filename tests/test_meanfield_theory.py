@@ -8,24 +8,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy import integrate, optimize, special
+from scipy import optimize, special
 
 from dynprobe_meanfield.theory import Grid, cosine_trajectory, predict
+from meanfield_reference import E
 
 
 def grid(cell="vanilla", phi="tanh", **kw):
     base = {"sigma_w": 1.0, "sigma_v": 0.0, "sigma_b": 0.0, "mu_b": 0.0, "R": 1.0, "sigma12": 1.0}
     return Grid.of(cell, phi, **{**base, **kw})
-
-
-def E(f, q: float, mu: float) -> float:
-    """E[f(√q z + μ)] by scipy.integrate.quad (independent of the panelled rule)."""
-    z0 = -mu / math.sqrt(q)
-    pts = sorted({-12.0, 12.0} | {float(np.clip(z0 + k / math.sqrt(q), -12, 12)) for k in (-16, -4, -1, 0, 1, 4, 16)})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        return sum(integrate.quad(lambda z: f(math.sqrt(q) * z + mu) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
-                                  a, b, epsabs=0, epsrel=1e-13, limit=300)[0] for a, b in zip(pts[:-1], pts[1:]))
 
 
 def reference_vanilla(sw, sv, sb, mu, R):

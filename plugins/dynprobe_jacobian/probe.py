@@ -198,10 +198,12 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
     with np.errstate(over="ignore"):
         var = normalized.cpu().numpy() * m1 * m1
     fields = {
-        "log_singular_values": ([*lead, "horizon", "sv"], log_sv, "log singular values of dh_T/dh_0 (log-domain QR)", "1"),
+        "log_singular_values": ([*lead, "horizon", "sv"], log_sv, "log singular values of dh_T/dh_0 (log-domain QR)",
+                                "1"),
         "singular_values": ([*lead, "horizon", "sv"], sv, "singular values of dh_T/dh_0 (explicit product; NaN where "
                             "not resolved)", "1"),
-        "sv_resolved": ([*lead, "horizon", "sv"], ok, "float64 resolves this singular value of the explicit product", "1"),
+        "sv_resolved": ([*lead, "horizon", "sv"], ok, "float64 resolves this singular value of the explicit product",
+                        "1"),
         "log_spectral_norm": ([*lead, "horizon"], log_norm, "log spectral norm log ||dh_T/dh_0||_2", "1"),
         "norm_exceeds_one": ([*lead, "horizon"], log_norm > 0, "spectral norm ||dh_T/dh_0||_2 > 1", "1"),
         "log_condition_number": ([*lead, "horizon"], _log_condition(log_sv),

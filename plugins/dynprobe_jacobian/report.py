@@ -33,10 +33,11 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     over = _over(ds.log_spectral_norm)
     for T in ds.horizon.values:
         sel = ds.sel(horizon=T)
+        norm, cond = float(sel.log_spectral_norm.median(over)), float(sel.log_condition_number.median(over))
         rows.append((f"T={int(T)}: log ||J||_2, log cond, tr(JJ^T)/N",
-                     f"{float(sel.log_spectral_norm.median(over)):+.4g}, {float(sel.log_condition_number.median(over)):.4g}, "
-                     f"{float(np.exp(sel.log_mean_sq_sv).median(over)):.4g}"))
-    rows.append(("fraction with ||J||_2 > 1 (by T)", ", ".join(f"{v:.2f}" for v in ds.fraction_norm_exceeds_one.values)))
+                     f"{norm:+.4g}, {cond:.4g}, {float(np.exp(sel.log_mean_sq_sv).median(over)):.4g}"))
+    fractions = ", ".join(f"{v:.2f}" for v in ds.fraction_norm_exceeds_one.values)
+    rows.append(("fraction with ||J||_2 > 1 (by T)", fractions))
     if "step_spectral_norm" in ds:
         rows.append(("one-step ||J_t||_2 / spectral radius (median)",
                      f"{float(ds.step_spectral_norm.median()):.4g} / {float(ds.step_spectral_radius.median()):.4g}"))

@@ -32,7 +32,8 @@ from .theory import Grid, predict
 __all__ = ["critical_hyper", "critical_init"]
 
 
-def critical_hyper(cell: str, *, q_star: float, mu_b: float = 0.0, R: float = 1.0, phi: str = "tanh") -> dict[str, float]:
+def critical_hyper(cell: str, *, q_star: float, mu_b: float = 0.0, R: float = 1.0,
+                   phi: str = "tanh") -> dict[str, float]:
     """The critical (χ₁ = 1) hyper-parameters for ``cell`` at fixed point q*, bias mean μ_b and
     input second moment R — Algorithm 1 for the minimalRNN, its analogue for the vanilla RNN.
 

@@ -20,6 +20,7 @@ Mean-field paper §3.2, App. B (eq. 17–23), C (eq. 24), D (eq. 32–36), E (eq
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 
 from .activations import sigmoid_parts
 from .quadrature import COARSE, CachedRule1D, expect_2d
@@ -34,25 +35,29 @@ def solve_Q(sw2: np.ndarray, noise: np.ndarray, R: np.ndarray, mu: np.ndarray) -
     """Q* on a flat grid (``noise`` = σ_v² R + σ_b²); the slope is χ_Q of App. D eq. (32),
     ``extras`` are E[σ], E[σ²], E[σ⁴], E[σ′²], E[σ′⁴], E[σ²σ′²] at q* = σ_w² Q* + noise."""
 
+    # With s = σ(x): σ′ = s − s², σ″ = σ′(1 − 2s), so σ′² + σσ″ = σ′ s(2 − 3s) and
+    # E[(1 − σ)²] = 1 − 2E[σ] + E[σ²], E[σ′² − (1 − σ)σ″] = E[σ′² + σσ″] − E[σ″]: four integrands.
     def solve_integrands(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        s, d, d2 = sigmoid_parts(x)
-        one_minus = 1.0 - s
-        dd = d * d
-        return s * s, one_minus * one_minus, dd + s * d2, dd - one_minus * d2
+        s = special.expit(x)
+        ss = s * s
+        d = s - ss
+        return s, ss, d * (2 * s - 3 * ss), d * (1 - 2 * s)
 
     def all_integrands(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        s, d, d2 = sigmoid_parts(x)
-        one_minus = 1.0 - s
-        dd, ss = d * d, s * s
-        return ss, one_minus * one_minus, dd + s * d2, dd - one_minus * d2, s, ss * ss, dd, dd * dd, ss * dd
+        s = special.expit(x)
+        ss = s * s
+        d = s - ss
+        dd = d * d
+        return s, ss, d * (2 * s - 3 * ss), d * (1 - 2 * s), ss * ss, dd, dd * dd, ss * dd
 
     def make(integrate):
         def fmap(Q: np.ndarray, idx: np.ndarray, extras: bool) -> tuple[np.ndarray, ...]:
             w, r = sw2[idx], R[idx]
-            e_s2, e_1s2, e_ds2, e_d1s2, *more = integrate(w * Q + noise[idx], idx,
-                                                          all_integrands if extras else solve_integrands)
-            out = (Q * e_s2 + r * e_1s2, e_s2 + w * (Q * e_ds2 + r * e_d1s2))
-            return (*out, more[0], e_s2, *more[1:]) if extras else out
+            e_s, e_s2, e_ds2, e_d2, *more = integrate(w * Q + noise[idx], idx,
+                                                      all_integrands if extras else solve_integrands)
+            e_1s2 = 1.0 - 2.0 * e_s + e_s2
+            out = (Q * e_s2 + r * e_1s2, e_s2 + w * (Q * e_ds2 + r * (e_ds2 - e_d2)))
+            return (*out, e_s, e_s2, *more) if extras else out
 
         return fmap
 

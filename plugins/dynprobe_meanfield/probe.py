@@ -163,7 +163,8 @@ def meanfield(
     -------
     xarray.Dataset
         Over the grid dims (and ``horizon``): ``q_star``, ``Q_star``, ``c_star``, ``chi_1``,
-        ``chi_c``, ``chi_q``, ``tau`` (the three of them only with ``correlations``), ``lambda_max``, ``mu_1``, ``sigma_1_sq``, ``mu_2``,
+        ``chi_c``, ``chi_q``, ``tau`` (c*, χ_c*, τ only with ``correlations``), ``lambda_max``, ``mu_1``,
+        ``sigma_1_sq``, ``mu_2``,
         ``sigma_2_sq``, ``mean_sq_sv``, ``var_jjt``, ``jjt_second_moment_eq12``, ``converged``,
         ``reason``; with a System also the ``estimated_*`` hyper-parameters, ``*_measured``
         quantities and ``cos_sim_theory/tied/untied[time]``. See docs/RESULTS.md.

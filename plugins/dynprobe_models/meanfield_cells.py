@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from dynprobe.errors import ProbeParameterError
 
-__all__ = ["PHI", "draw_recurrent", "draw_gaussian", "check_hyper", "UntiedStepError"]
+__all__ = ["PHI", "MeanFieldCell", "draw_recurrent", "draw_gaussian", "check_hyper", "UntiedStepError"]
 
 PHI = {
     "tanh": torch.tanh,
@@ -86,3 +86,36 @@ def step_weights(module: nn.Module, names: tuple[str, ...], t: int | None) -> tu
             f"the sequence has more; build it with steps >= the sequence length"
         )
     return tuple(p[t] for p in params)
+
+
+class MeanFieldCell(nn.Module):
+    """What the two cells share: tied/untied bookkeeping, and ``forward(x, h)`` — ``x [batch, M]``
+    is one step returning ``(h', h')`` (tied only: what :func:`dynprobe.wrap` calls); ``x [time,
+    batch, M]`` runs the sequence and returns ``(outputs [time, batch, N], h_T)`` like ``nn.RNN``.
+    Subclasses define ``cell(x, h, t)``."""
+
+    def _setup(self, name: str, input_size: int, hidden_size: int, tied: bool, steps: int | None) -> tuple[int, ...]:
+        if not tied and (steps is None or steps < 1):
+            raise ValueError(f"{name}(tied=False) needs steps >= 1: one set of weights per step")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.tied, self.steps = bool(tied), (None if tied else int(steps))
+        return () if tied else (self.steps,)
+
+    def cell(self, x: Tensor, h: Tensor, t: int | None = None) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if h is None:
+            h = x.new_zeros(*x.shape[-2:-1], self.hidden_size)
+        if x.ndim == 2:
+            h = self.cell(x, h)
+            return h, h
+        outs = []
+        for t in range(x.shape[0]):
+            h = self.cell(x[t], h, t)
+            outs.append(h)
+        return torch.stack(outs), h
+
+    def extra_repr(self) -> str:
+        tied = "tied" if self.tied else f"untied, steps={self.steps}"
+        return f"{self.input_size}, {self.hidden_size}, phi={self.phi}, weights={self.weights}, {tied}"

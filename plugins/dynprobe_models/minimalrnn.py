@@ -22,12 +22,12 @@ from torch import Tensor, nn
 
 from dynprobe import ModelSpec
 
-from .meanfield_cells import check_hyper, draw_gaussian, draw_recurrent, generator_for, step_weights
+from .meanfield_cells import MeanFieldCell, check_hyper, draw_gaussian, draw_recurrent, generator_for, step_weights
 
 __all__ = ["MinimalRNN", "minimalrnn", "MODELS"]
 
 
-class MinimalRNN(nn.Module):
+class MinimalRNN(MeanFieldCell):
     """The minimalRNN (see the module docstring); ``sigma_x`` scales the input map W_x."""
 
     phi = "sigmoid"
@@ -38,11 +38,7 @@ class MinimalRNN(nn.Module):
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         check_hyper("minimalrnn", weights=weights, sigma_w=sigma_w, sigma_v=sigma_v, sigma_b=sigma_b, sigma_x=sigma_x)
-        if not tied and (steps is None or steps < 1):
-            raise ValueError("MinimalRNN(tied=False) needs steps >= 1: one set of weights per step")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.tied, self.steps = bool(tied), (None if tied else int(steps))
-        lead = () if tied else (self.steps,)
+        lead = self._setup("MinimalRNN", input_size, hidden_size, tied, steps)
         n, m = self.hidden_size, self.input_size
         self.W = nn.Parameter(torch.empty(*lead, n, n, dtype=dtype))
         self.V = nn.Parameter(torch.empty(*lead, n, n, dtype=dtype))
@@ -75,22 +71,6 @@ class MinimalRNN(nn.Module):
         xt = x if embedded else self.embed(x)
         u = torch.sigmoid(h @ W.mT + xt @ V.mT + b)
         return u * h + (1 - u) * xt
-
-    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if h is None:
-            h = x.new_zeros(*x.shape[-2:-1], self.hidden_size)
-        if x.ndim == 2:
-            h = self.cell(x, h)
-            return h, h
-        outs = []
-        for t in range(x.shape[0]):
-            h = self.cell(x[t], h, t)
-            outs.append(h)
-        return torch.stack(outs), h
-
-    def extra_repr(self) -> str:
-        tied = "tied" if self.tied else f"untied, steps={self.steps}"
-        return f"{self.input_size}, {self.hidden_size}, weights={self.weights}, {tied}"
 
 
 def minimalrnn(input_size: int = 1, hidden_size: int = 64, *, sigma_w: float = 1.0, sigma_v: float = 1.0,

@@ -23,12 +23,13 @@ from torch import Tensor, nn
 
 from dynprobe import ModelSpec
 
-from .meanfield_cells import PHI, check_hyper, draw_gaussian, draw_recurrent, generator_for, step_weights
+from .meanfield_cells import (PHI, MeanFieldCell, check_hyper, draw_gaussian, draw_recurrent, generator_for,
+                              step_weights)
 
 __all__ = ["VanillaRNN", "vanilla", "MODELS"]
 
 
-class VanillaRNN(nn.Module):
+class VanillaRNN(MeanFieldCell):
     """Elman RNN h' = φ(W h + V x + b) with mean-field initialization (see the module docstring).
 
     Parameters
@@ -53,11 +54,8 @@ class VanillaRNN(nn.Module):
                  dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
         check_hyper("vanilla", phi=phi, weights=weights, sigma_w=sigma_w, sigma_v=sigma_v, sigma_b=sigma_b)
-        if not tied and (steps is None or steps < 1):
-            raise ValueError("VanillaRNN(tied=False) needs steps >= 1: one set of weights per step")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
-        self.phi, self.tied, self.steps = phi, bool(tied), (None if tied else int(steps))
-        lead = () if tied else (self.steps,)
+        self.phi = phi
+        lead = self._setup("VanillaRNN", input_size, hidden_size, tied, steps)
         n, m = self.hidden_size, self.input_size
         self.W = nn.Parameter(torch.empty(*lead, n, n, dtype=dtype))
         self.V = nn.Parameter(torch.empty(*lead, n, m, dtype=dtype))
@@ -82,22 +80,6 @@ class VanillaRNN(nn.Module):
         W, V, b = step_weights(self, ("W", "V", "b"), t)
         return PHI[self.phi](h @ W.mT + x @ V.mT + b)
 
-    def forward(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if h is None:
-            h = x.new_zeros(*x.shape[-2:-1], self.hidden_size)
-        if x.ndim == 2:
-            h = self.cell(x, h)
-            return h, h
-        outs = []
-        for t in range(x.shape[0]):
-            h = self.cell(x[t], h, t)
-            outs.append(h)
-        return torch.stack(outs), h
-
-    def extra_repr(self) -> str:
-        tied = "tied" if self.tied else f"untied, steps={self.steps}"
-        return f"{self.input_size}, {self.hidden_size}, phi={self.phi}, weights={self.weights}, {tied}"
-
 
 def vanilla(input_size: int = 1, hidden_size: int = 64, *, phi: str = "tanh", sigma_w: float = 1.0,
             sigma_v: float = 1.0, sigma_b: float = 0.0, mu_b: float = 0.0, weights: str = "gaussian",
@@ -112,14 +94,14 @@ MODELS = [
     ModelSpec(
         name="vanilla",
         factory=vanilla,
-        doc="Elman RNN h' = phi(W h + V x + b) in mean-field parameterization (Gaussian or orthogonal W, tied or untied)",
+        doc="Elman RNN h' = phi(W h + V x + b), mean-field parameterization (Gaussian/orthogonal W, tied/untied)",
         reference="mean-field paper §3.1, eq. (1)",
         defaults={"input_size": 1, "hidden_size": 64},
         system_defaults={"init_scale": 0.5, "drive": "autonomous"},
-        presets={
-            "critical": {"sigma_w": 1.0, "sigma_v": 0.025, "weights": "orthogonal"},
-            "chaotic": {"sigma_w": 2.0, "sigma_v": 0.025},
+        presets={  # critical ones come from dynprobe.critical_init
             "ordered": {"sigma_w": 0.5, "sigma_v": 0.025},
+            "chaotic": {"sigma_w": 2.0, "sigma_v": 0.025},
+            "off_critical": {"sigma_w": 1.0, "sigma_v": 1.0},  # the paper's §4.2 baseline
         },
     )
 ]

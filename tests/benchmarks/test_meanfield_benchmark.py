@@ -15,12 +15,10 @@ sides alike; their ratios go to ``extra_info`` and are printed:
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
 import pytest
 import torch
+from conftest import median_time
 
 import dynprobe
 from dynprobe_meanfield.theory import Grid, predict
@@ -28,16 +26,6 @@ from dynprobe_meanfield.theory import Grid, predict
 SIGMA_W = np.linspace(0.5, 4.0, 200)
 MU_B = np.linspace(-2.0, 2.0, 200)
 HYPER = {"sigma_v": 1.0, "sigma_b": 0.1, "R": 0.5}
-
-
-def _median_time(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _loop(cell: str) -> None:
@@ -61,8 +49,8 @@ def test_phase_diagram_200x200(benchmark, cell):
         return dynprobe.run("meanfield", None, cell=cell, sigma_w=list(SIGMA_W), mu_b=list(MU_B), correlations=False,
                             horizons=(1, 100), **HYPER)
 
-    loop = _median_time(lambda: _loop(cell), repeats=1) * 100
-    hermite = _median_time(_hermite_pass)
+    loop = median_time(lambda: _loop(cell), repeats=1, warmup=0) * 100
+    hermite = median_time(_hermite_pass, repeats=3)
     ds = benchmark.pedantic(diagram, rounds=3, iterations=1, warmup_rounds=1)
     ours = benchmark.stats.stats.median
     assert ds.chi_1.shape == (200, 200) and bool(ds.converged.all())
