@@ -1,0 +1,134 @@
+"""Roots of fᵖ(x) = x for any 1-D map on an interval: dense grid, then bisection.
+
+For maps that are not piecewise linear (tanh networks, the logistic map) the fixed points of
+fᵖ on [a, b] are bracketed by sign changes of fᵖ(x) − x on a uniform grid of step h and
+refined by bisection to machine precision — batched over networks and brackets, the System's
+own ``map`` doing every evaluation.
+
+What a grid can miss: two roots inside one cell (fᵖ − id touches or crosses zero twice
+between grid points). A cell without a sign change is flagged *suspect* when
+|g(xᵢ)| + |g(xᵢ₊₁)| ≤ 2·L·h, with g = fᵖ − id and L the largest finite-difference slope of g
+over the cell and its two neighbours: only then can g reach zero and come back inside the cell
+with a slope like its neighbours'. (A feature narrower than the grid step escapes any such
+test; refine the grid to be sure.)
+
+References
+----------
+Scrambling paper §5 and Fig. 7 (fixed points of f and f³ read off a plot of the graphs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dynprobe import System
+from dynprobe.linearize import jacobian
+
+__all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS"]
+
+BISECTIONS = 60
+"""Bisection steps: a cell shrinks by 2⁻⁶⁰, below float64 resolution for any grid."""
+
+
+@dataclass(frozen=True)
+class GridRoots:
+    """Roots ``x`` (network ``net``) of fᵖ = id found on the grid, and per network the number
+    of suspect cells where a pair of roots could hide; ``step`` is the grid step h."""
+
+    x: Tensor
+    net: Tensor
+    suspect: Tensor
+    step: float
+
+
+def _lead(system: System) -> int:
+    return 1 if system.networks is None else system.networks
+
+
+def _iterate(system: System, pts: Tensor, p: int) -> Tensor:
+    """fᵖ at points ``pts[B, M]`` (one row per network)."""
+    h = pts[..., None] if system.networks is not None else pts[0][:, None]
+    with torch.no_grad():
+        for _ in range(p):
+            h = system.map(h)
+    return h[..., 0] if system.networks is not None else h[:, 0][None]
+
+
+def _padded(x: Tensor, net: Tensor, B: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Ragged points → ``[B, M]`` (padding repeats a real point) and the index map back."""
+    counts = torch.bincount(net, minlength=B)
+    M = max(int(counts.max()) if counts.numel() else 0, 1)
+    start = torch.cumsum(counts, 0) - counts
+    col = torch.arange(x.shape[0]) - start[net]
+    fill = x[0] if x.numel() else torch.zeros((), dtype=x.dtype)
+    out = torch.full((B, M), float(fill), dtype=x.dtype)
+    out[net, col] = x
+    return out, net, col
+
+
+def system_evaluator(system: System):
+    """``f(x, net) -> (f(x), f'(x))`` for a 1-D System, at flat points of given networks."""
+    B = _lead(system)
+
+    def f(x: Tensor, net: Tensor) -> tuple[Tensor, Tensor]:
+        if x.numel() == 0:
+            return x, x
+        pts, rows, cols = _padded(x.to(system.dtype), net, B)
+        h = pts[..., None] if system.networks is not None else pts[0][:, None]
+        with torch.no_grad():
+            fx = system.map(h)
+        J = jacobian(system, h)[..., 0, 0]
+        if system.networks is None:
+            fx, J = fx[:, 0][None], J[None]
+        else:
+            fx = fx[..., 0]
+        return fx[rows, cols].to(x.dtype), J[rows, cols].to(x.dtype)
+
+    return f
+
+
+def grid_roots(system: System, p: int, interval: tuple[float, float], points: int) -> GridRoots:
+    """All sign changes (and exact zeros) of fᵖ(x) − x on ``points`` grid points of
+    ``interval``, refined by bisection, for every network of ``system``."""
+    B = _lead(system)
+    a, b = float(interval[0]), float(interval[1])
+    xs = torch.linspace(a, b, points, dtype=system.dtype)
+    grid = xs.expand(B, points).contiguous()
+    g = _iterate(system, grid, p) - grid
+    step = (b - a) / (points - 1)
+    zero = g == 0
+    cross = ((g[:, :-1] < 0) & (g[:, 1:] > 0)) | ((g[:, :-1] > 0) & (g[:, 1:] < 0))
+    # suspect cells: no sign change, but small enough values for a slope like the neighbours'
+    slope = (g[:, 1:] - g[:, :-1]).abs() / step
+    pad = torch.nn.functional.pad(slope, (1, 1))
+    L = torch.maximum(torch.maximum(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])
+    quiet = ~cross & ~zero[:, :-1] & ~zero[:, 1:]
+    suspect = (quiet & (g[:, :-1].abs() + g[:, 1:].abs() <= 2 * L * step)).sum(1)
+
+    net_c, cell = cross.nonzero(as_tuple=True)
+    lo, hi = grid[net_c, cell], grid[net_c, cell + 1]
+    g_lo = g[net_c, cell]
+    if lo.numel():
+        L_, rows, cols = _padded(lo, net_c, B)
+        H_ = _padded(hi, net_c, B)[0]
+        G_ = _padded(g_lo, net_c, B)[0]
+        for _ in range(BISECTIONS):
+            mid = 0.5 * (L_ + H_)
+            gm = _iterate(system, mid, p) - mid
+            same = (gm > 0) == (G_ > 0)
+            done = gm == 0
+            L_ = torch.where(same & ~done, mid, L_)
+            H_ = torch.where(same & ~done, H_, mid)
+            L_ = torch.where(done, mid, L_)
+        roots = (0.5 * (L_ + H_))[rows, cols]
+    else:
+        roots = lo
+    net_z, idx_z = zero.nonzero(as_tuple=True)
+    x = torch.cat([roots, grid[net_z, idx_z]])
+    net = torch.cat([net_c, net_z])
+    order = torch.argsort(x, stable=True)
+    order = order[torch.argsort(net[order], stable=True)]
+    return GridRoots(x[order], net[order], suspect, step)
