@@ -187,29 +187,38 @@ def _finish(layers, acts, clip, X: Tensor, n: Tensor) -> DenseMap:
 
 
 def _compact(Xf: Tensor, n: Tensor, y: Tensor, s: Tensor) -> DenseMap:
-    """Knots ``Xf[:, :n]`` with values ``y`` and piece slopes ``s`` (``[B, K + 1]``, right ray
-    at column n and beyond) → :class:`DenseMap` without the knots whose sides have equal slopes."""
+    """Knots ``Xf[:, :n]`` with values ``y`` and piece slopes ``s`` (``[B, K + 1]``: piece j is
+    left of knot j, the right ray at column n and beyond) → :class:`DenseMap`, after merging
+    repeated knots (zero-length pieces) and dropping knots with equal slopes on both sides."""
+    K = Xf.shape[1]
+    valid = torch.arange(K)[None] < n[:, None]
+    repeat = torch.zeros_like(valid)
+    repeat[:, 1:] = Xf[:, 1:] == Xf[:, :-1]
+    Xf, n, y, s = _keep(Xf, n, y, s, valid & ~repeat)
+    valid = torch.arange(Xf.shape[1])[None] < n[:, None]
+    x, m, y, s = _keep(Xf, n, y, s, valid & (s[:, :-1] != s[:, 1:]), final=True)
+    return DenseMap(x=x, y=y, s=s, n=m)
+
+
+def _keep(Xf: Tensor, n: Tensor, y: Tensor, s: Tensor, keep: Tensor, final: bool = False):
+    """Keep the knots marked ``keep`` (at least the first one per network): the piece left of
+    a kept knot takes the slope left of it, the right ray stays the right ray."""
     B, K = Xf.shape
-    cols = torch.arange(K + 1)[None]
-    valid = cols[:, :K] < n[:, None]
-    genuine = valid & (s[:, :K] != s[:, 1:])
-    none = genuine.sum(1) == 0
-    genuine[:, 0] |= none
-    # compact: keep genuine knots, slope of each kept piece = slope right of the previous kept knot
-    order = torch.argsort((~genuine).to(torch.int8), dim=1, stable=True)
-    m = genuine.sum(1)
+    keep = keep.clone()
+    keep[:, 0] |= keep.sum(1) == 0
+    m = keep.sum(1)
     width = max(int(m.max()), 1)
-    order = order[:, :width]
-    keep_mask = torch.arange(width)[None] < m[:, None]
-    inf = torch.full((B, width), float("inf"), dtype=torch.float64)
-    x_new = torch.where(keep_mask, torch.gather(Xf, 1, order), inf)
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :width]
+    inside = torch.arange(width)[None] < m[:, None]
+    x_new = torch.gather(Xf, 1, order)
+    last = torch.gather(x_new, 1, (m - 1)[:, None])
+    x_new = torch.where(inside, x_new, torch.full_like(x_new, float("inf")) if final else last)
     y_new = torch.gather(y, 1, order)
-    s_right = torch.gather(s, 1, order + 1)  # slope right of each kept knot
-    s_new = torch.cat([s[:, :1], s_right], dim=1)
-    last_slope = torch.gather(s_new, 1, m[:, None])
-    s_new = torch.where(torch.arange(width + 1)[None] <= m[:, None], s_new, last_slope)
-    y_new = torch.where(keep_mask, y_new, torch.gather(y_new, 1, (m - 1)[:, None]))
-    return DenseMap(x_new, y_new, s_new, m)
+    y_new = torch.where(inside, y_new, torch.gather(y_new, 1, (m - 1)[:, None]))
+    right = torch.gather(s, 1, n[:, None])
+    s_new = torch.cat([torch.gather(s, 1, order), right], dim=1)
+    s_new = torch.where(torch.arange(width + 1)[None] < m[:, None], s_new, right)
+    return x_new, m, y_new, s_new
 
 
 def _one_hidden_layer(layers, lo: float | None, hi: float | None) -> DenseMap:

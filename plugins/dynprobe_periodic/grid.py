@@ -7,10 +7,10 @@ own ``map`` doing every evaluation.
 
 What a grid can miss: two roots inside one cell (fᵖ − id touches or crosses zero twice
 between grid points). A cell without a sign change is flagged *suspect* when
-|g(xᵢ)| + |g(xᵢ₊₁)| ≤ 2·L·h, with g = fᵖ − id and L the largest finite-difference slope of g
-over the cell and its two neighbours: only then can g reach zero and come back inside the cell
-with a slope like its neighbours'. (A feature narrower than the grid step escapes any such
-test; refine the grid to be sure.)
+g = fᵖ − id turns around there (the finite-difference slopes of the cell and its neighbours
+change sign) and |g(xᵢ)| + |g(xᵢ₊₁)| ≤ 2·L·h, with L the largest of those slopes: only then can
+g reach zero and come back inside the cell with a slope like its neighbours'.
+(A feature narrower than the grid step escapes any such test; refine the grid to be sure.)
 
 References
 ----------
@@ -27,10 +27,13 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.linearize import jacobian
 
-__all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS"]
+__all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS", "EPS"]
 
 BISECTIONS = 60
 """Bisection steps: a cell shrinks by 2⁻⁶⁰, below float64 resolution for any grid."""
+
+EPS = 1e-6
+"""Where fᵖ(x) = x exactly at a grid point, the neighbouring cells start EPS·h away from it."""
 
 
 @dataclass(frozen=True)
@@ -100,21 +103,34 @@ def grid_roots(system: System, p: int, interval: tuple[float, float], points: in
     g = _iterate(system, grid, p) - grid
     step = (b - a) / (points - 1)
     zero = g == 0
-    cross = ((g[:, :-1] < 0) & (g[:, 1:] > 0)) | ((g[:, :-1] > 0) & (g[:, 1:] < 0))
-    # suspect cells: no sign change, but small enough values for a slope like the neighbours'
-    slope = (g[:, 1:] - g[:, :-1]).abs() / step
-    pad = torch.nn.functional.pad(slope, (1, 1))
-    L = torch.maximum(torch.maximum(pad[:, :-2], pad[:, 1:-1]), pad[:, 2:])
-    quiet = ~cross & ~zero[:, :-1] & ~zero[:, 1:]
-    suspect = (quiet & (g[:, :-1].abs() + g[:, 1:].abs() <= 2 * L * step)).sum(1)
+    # a cell's ends: the grid points, nudged inward by EPS*h where g vanishes exactly there
+    # (clipped maps hit exact zeros, e.g. f(0) = 0), so roots next to them are still bracketed
+    x_lo, x_hi = grid[:, :-1].clone(), grid[:, 1:].clone()
+    g_lo, g_hi = g[:, :-1].clone(), g[:, 1:].clone()
+    for xs_, gs_, sign in ((x_lo, g_lo, 1.0), (x_hi, g_hi, -1.0)):
+        net_z, cell_z = (gs_ == 0).nonzero(as_tuple=True)
+        if net_z.numel():
+            nudged = xs_[net_z, cell_z] + sign * EPS * step
+            pts, rows, cols = _padded(nudged, net_z, B)
+            xs_[net_z, cell_z] = nudged
+            gs_[net_z, cell_z] = (_iterate(system, pts, p) - pts)[rows, cols]
+    cross = ((g_lo < 0) & (g_hi > 0)) | ((g_lo > 0) & (g_hi < 0))
+    # suspect: no sign change, g turns around there (the finite-difference slopes of the cell and
+    # its neighbours change sign), and values small enough to reach zero and come back
+    slope = (g[:, 1:] - g[:, :-1]) / step
+    pad = torch.cat([slope[:, :1], slope, slope[:, -1:]], dim=1)  # the ends repeat their slope
+    left, mid, right = pad[:, :-2], pad[:, 1:-1], pad[:, 2:]
+    L = torch.maximum(torch.maximum(left.abs(), mid.abs()), right.abs())
+    turns = (left * mid <= 0) | (mid * right <= 0)
+    quiet = ~cross & (g_lo != 0) & (g_hi != 0) & turns
+    suspect = (quiet & (g_lo.abs() + g_hi.abs() <= 2 * L * step)).sum(1)
 
     net_c, cell = cross.nonzero(as_tuple=True)
-    lo, hi = grid[net_c, cell], grid[net_c, cell + 1]
-    g_lo = g[net_c, cell]
+    lo, hi = x_lo[net_c, cell], x_hi[net_c, cell]
     if lo.numel():
         L_, rows, cols = _padded(lo, net_c, B)
         H_ = _padded(hi, net_c, B)[0]
-        G_ = _padded(g_lo, net_c, B)[0]
+        G_ = _padded(g_lo[net_c, cell], net_c, B)[0]
         for _ in range(BISECTIONS):
             mid = 0.5 * (L_ + H_)
             gm = _iterate(system, mid, p) - mid

@@ -18,12 +18,17 @@ Sharkovsky (1964); Li & Yorke (1975).
 from __future__ import annotations
 
 from collections.abc import Callable
+import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["Orbits1D", "classify_roots", "sharkovsky_key", "sharkovsky_leader", "implied_text"]
+ROOT_SLACK = 1e6
+"""A root x of fᵖ = id must satisfy |fᵖ(x) − x| ≤ ROOT_SLACK·tol·(1 + |x|) (1e-3 at tol = 1e-9:
+only gross failures are caught; the steepness of fᵖ amplifies honest rounding)."""
+
+__all__ = ["ROOT_SLACK", "Orbits1D", "classify_roots", "sharkovsky_key", "sharkovsky_leader", "implied_text"]
 
 Evaluator = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 """``f(x, net) -> (f(x), f'(x))`` for flat points ``x`` of networks ``net``."""
@@ -59,10 +64,17 @@ def classify_roots(
         pts.append(fx)
     orbit = torch.stack(pts, dim=1)  # [R, p + 1]
     scale = tol * (1.0 + x.abs())
+    not_root = (orbit[:, p] - x).abs() > ROOT_SLACK * scale
+    if bool(not_root.any()):
+        warnings.warn(
+            f"period3: {int(not_root.sum())} candidate root(s) of f^{p}(x) = x have residuals up to "
+            f"{float((orbit[:, p] - x).abs().max()):.3g}; they are left out (a numerical failure: please report it)",
+            RuntimeWarning, stacklevel=3,
+        )
     least = torch.full_like(net, p)
     for d in sorted((d for d in range(1, p) if p % d == 0), reverse=True):
         least = torch.where((orbit[:, d] - x).abs() <= scale, torch.full_like(least, d), least)
-    exact = least == p
+    exact = (least == p) & ~not_root
     smallest = torch.ones_like(exact)
     for i in range(1, p):
         smallest &= x < orbit[:, i]
