@@ -49,11 +49,13 @@ def periods_of(period: int | tuple[int, ...] | list[int]) -> list[int]:
     return sorted({1, 3, *(int(p) for p in asked)})
 
 
-def resolve_method(system: System, method: str) -> str:
-    """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps,
-    ``newton`` beyond one dimension (``method="auto"``); an explicit choice is checked."""
+def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
+    """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps with an
+    interval (given or the model's ``meta["domain"]``), ``newton`` otherwise (``method="auto"``);
+    an explicit choice is checked."""
     pwl = feedforward_spec(system) is not None
-    auto = "exact" if pwl else ("grid" if system.state_dim == 1 else "newton")
+    bounded = interval is not None or system.meta.get("domain") is not None
+    auto = "exact" if pwl else ("grid" if system.state_dim == 1 and bounded else "newton")
     if method == "auto":
         return auto
     if method not in ("exact", "grid", "newton"):
@@ -102,8 +104,8 @@ def period3(
     period
         Extra periods to check (an int or a list); 1 and 3 are always checked.
     method
-        ``auto`` (``exact`` for piecewise-linear 1-D maps, ``grid`` for other 1-D maps,
-        ``newton`` otherwise), or force one.
+        ``auto`` (``exact`` for piecewise-linear 1-D maps, ``grid`` for other 1-D maps on an
+        interval, ``newton`` otherwise), or force one.
     interval
         1-D: restrict to orbits inside ``(a, b)`` (exact: the whole real line when None; grid:
         required unless the model declares a domain).
@@ -135,7 +137,7 @@ def period3(
     >>> float(ds.li_yorke.mean())
     """
     periods = periods_of(period)
-    how = resolve_method(system, str(method))
+    how = resolve_method(system, str(method), interval)
     if system.drive.time_varying:
         raise ProbeParameterError(
             f"probe 'period3': needs a time-invariant map, but {system.name} has drive {system.drive.describe()}; "
