@@ -160,9 +160,10 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
     attrs = {
         "method": found.method,
         "periods": np.asarray(found.periods, dtype=np.int64),
-        "interval": "whole real line" if found.interval is None else json.dumps(list(found.interval)),
         "tol": found.tol,
     }
+    if one_d:
+        attrs["interval"] = "whole real line" if found.interval is None else json.dumps(list(found.interval))
     attrs.update(found.attrs)
     if not one_d:
         attrs["li_yorke_note"] = _NOTE_ND
