@@ -36,43 +36,47 @@ CHUNK = 1 << 22
 
 def search(rows: Tensor, values: Tensor, net: Tensor, *, right: bool = False) -> Tensor:
     """``searchsorted(rows[net[i]], values[i])`` for ragged queries, without materializing a
-    ``[len(values), K]`` gather: queries are laid out per network in a padded ``[B, M]``
-    block (one batched ``searchsorted``), networks with many queries in blocks of their own."""
-    out = torch.empty(values.shape, dtype=torch.long, device=values.device)
-    if values.numel() == 0:
-        return out
+    ``[len(values), K]`` gather: the queries of each network are laid out in a padded block row,
+    networks grouped by their query count (within a factor 2) so that padding stays cheap, and
+    each group is one batched ``searchsorted``."""
     B, K = rows.shape
     if values.shape[0] * K <= CHUNK:  # small enough to gather one row per query
         return torch.searchsorted(rows[net], values[:, None], right=right)[:, 0]
+    dev = values.device
     counts = torch.bincount(net, minlength=B)
-    first = (torch.cumsum(counts, 0) - counts)[net]
-    if bool((net[1:] >= net[:-1]).all()):
-        col = torch.arange(net.shape[0], device=net.device) - first
-    else:
-        order = torch.argsort(net, stable=True)
-        col = torch.empty_like(net)
-        col[order] = torch.arange(net.shape[0], device=net.device) - first[order]
-    # bucket networks by query count so that padding never costs more than ~2x
-    by_count = torch.argsort(counts, stable=True)
-    sorted_counts = counts[by_count]
+    group = torch.floor(torch.log2(counts.clamp(min=1).to(torch.float64))).to(torch.long)  # count in [2^g, 2^(g+1))
+    by_group = torch.argsort(group * B + torch.arange(B, device=dev))  # networks ordered by (group, index)
+    slot = torch.empty_like(by_group)
+    slot[by_group] = torch.arange(B, device=dev)
+    groups = torch.bincount(group, minlength=int(group.max()) + 1)
+    group_start = torch.cumsum(groups, 0) - groups
+    row = slot - group_start[group]  # row of each network inside its group's block
+    order = torch.argsort(group[net] * B + net, stable=True)  # queries by (group, network), kept in order
+    q_net = net[order]
+    before = torch.cumsum(counts[by_group], 0) - counts[by_group]  # queries of earlier networks
+    col_sorted = torch.arange(net.shape[0], device=dev) - before[slot[q_net]]
+    out_sorted = torch.empty_like(q_net)
+    q_group = group[q_net]
+    bounds = torch.cumsum(torch.bincount(q_group, minlength=groups.shape[0]), 0).tolist()
     lo = 0
-    while lo < B:
-        top = int(sorted_counts[min(B - 1, lo)])
-        if top == 0:
-            lo = int(torch.searchsorted(sorted_counts, torch.tensor(1)))
+    for g, hi in enumerate(bounds):
+        if hi == lo:
             continue
-        hi = int(torch.searchsorted(sorted_counts, torch.tensor(2 * top), right=True))
-        hi = min(hi, lo + max(1, CHUNK // (2 * top)))
-        nets = by_count[lo:hi]
-        width = int(sorted_counts[hi - 1])
-        slot = torch.full((B,), -1, dtype=torch.long, device=net.device)
-        slot[nets] = torch.arange(nets.shape[0], device=net.device)
-        mine = slot[net] >= 0
-        block = torch.zeros(nets.shape[0], width, dtype=values.dtype, device=values.device)
-        block[slot[net[mine]], col[mine]] = values[mine]
-        found = torch.searchsorted(rows[nets], block, right=right)
-        out[mine] = found[slot[net[mine]], col[mine]]
+        members = by_group[int(group_start[g]): int(group_start[g]) + int(groups[g])]
+        width = int(counts[members].max())
+        step = max(1, CHUNK // max(width, 1))
+        for r0 in range(0, members.shape[0], step):  # very large groups in chunks of rows
+            sel = slice(lo, hi)
+            rr = row[q_net[sel]]
+            part = (rr >= r0) & (rr < r0 + step)
+            block = torch.zeros(min(step, members.shape[0] - r0), width, dtype=values.dtype, device=dev)
+            idx_r, idx_c = rr[part] - r0, col_sorted[sel][part]
+            block[idx_r, idx_c] = values[order[sel]][part]
+            found = torch.searchsorted(rows[members[r0: r0 + step]], block, right=right)
+            out_sorted[lo:hi][part] = found[idx_r, idx_c]
         lo = hi
+    out = torch.empty_like(out_sorted)
+    out[order] = out_sorted
     return out
 
 
@@ -159,19 +163,22 @@ class RaggedMap:
         return left
 
 
-def _pack(x: Tensor, y: Tensor, s: Tensor, s_left: Tensor, net: Tensor, networks: int) -> RaggedMap:
-    """Sort knots by (network, x), drop knots with equal slopes on both sides, build offsets."""
-    order = torch.argsort(x, stable=True)
-    order = order[torch.argsort(net[order], stable=True)]
-    x, y, s, net = x[order], y[order], s[order], net[order]
+def _prune(x: Tensor, y: Tensor, s: Tensor, s_left: Tensor, net: Tensor, networks: int) -> RaggedMap:
+    """Knots already in (network, x) order → :class:`RaggedMap`, merging repeated knots
+    (zero-length pieces) and dropping knots with equal slopes on both sides."""
+    T = x.shape[0]
+    idx = torch.arange(T, device=x.device)
+    repeat = torch.zeros(T, dtype=torch.bool, device=x.device)
+    if T > 1:
+        repeat[1:] = (x[1:] == x[:-1]) & (net[1:] == net[:-1])
+        merged_next = torch.cat([repeat[1:], torch.zeros(1, dtype=torch.bool, device=x.device)])
+        s = torch.where(merged_next, s[(idx + 1).clamp(max=T - 1)], s)  # a merged knot passes on its right slope
     counts = torch.bincount(net, minlength=networks)
     start = torch.zeros(networks + 1, dtype=torch.long, device=x.device)
     start[1:] = torch.cumsum(counts, 0)
-    tmp = RaggedMap(x, y, s, s_left, net, start)
-    keep = tmp.slope_left() != s
+    keep = (RaggedMap(x, y, s, s_left, net, start).slope_left() != s) & ~repeat
     kept = torch.bincount(net[keep], minlength=networks)
-    first = torch.arange(x.shape[0], device=x.device) == start[:-1][net]
-    keep |= first & (kept == 0)[net]  # a network keeps at least one (possibly trivial) knot
+    keep |= (idx == start[:-1][net]) & (kept == 0)[net]  # a network keeps at least one (possibly trivial) knot
     x, y, s, net = x[keep], y[keep], s[keep], net[keep]
     start[1:] = torch.cumsum(torch.bincount(net, minlength=networks), 0)
     return RaggedMap(x, y, s, s_left, net, start)
@@ -237,20 +244,32 @@ def compose(f: DenseMap, g: RaggedMap) -> RaggedMap:
     s_new = gs * f.s[net_new, torch.where(gs > 0, kidx + 1, kidx)]
 
     # old knots: value f(g(x)); slope to the right = g's slope times f's slope on the side g moves to
-    y_old, _ = f(g.y, g.net)
-    up = g.s > 0
-    j_up = f.piece(g.y, g.net, right=True)
     j_dn = f.piece(g.y, g.net, right=False)
-    s_old = torch.where(g.s == 0, torch.zeros_like(g.s), g.s * f.s[g.net, torch.where(up, j_up, j_dn)])
-    n_f = f.n
-    left_piece = torch.where(sl > 0, torch.zeros_like(n_f), n_f)
+    j_up = f.piece(g.y, g.net, right=True)
+    anchor = (j_dn - 1).clamp(min=0)
+    y_old = f.y[g.net, anchor] + f.s[g.net, j_dn] * (g.y - f.x[g.net, anchor])
+    s_old = torch.where(g.s == 0, torch.zeros_like(g.s), g.s * f.s[g.net, torch.where(g.s > 0, j_up, j_dn)])
+    left_piece = torch.where(sl > 0, torch.zeros_like(f.n), f.n)
     s_left = torch.where(sl == 0, torch.zeros_like(sl), sl * f.s[torch.arange(B, device=dev), left_piece])
 
-    x_all = torch.cat([g.x, x_new])
-    y_all = torch.cat([y_old, y_new])
-    s_all = torch.cat([s_old, s_new])
-    n_all = torch.cat([g.net, net_new])
-    return _pack(x_all.to(dt), y_all.to(dt), s_all.to(dt), s_left.to(dt), n_all, B)
+    # final order without sorting: per network, the left ray's new knots, then each old knot
+    # followed by the new knots of the piece to its right, each run in increasing x
+    m_right, m_left = many[:T], many[T:]
+    pos_old = torch.arange(T, device=dev) + torch.cumsum(m_right, 0) - m_right + torch.cumsum(m_left, 0)[g.net]
+    rank = torch.where(slope[seg] > 0, kidx - i0[seg], i1[seg] - 1 - kidx)
+    on_left = seg >= T
+    pos_new = torch.where(
+        on_left,
+        pos_old[first[(seg - T).clamp(min=0)]] - m_left[(seg - T).clamp(min=0)] + rank,
+        pos_old[seg.clamp(max=max(T - 1, 0))] + 1 + rank,
+    )
+    total = T + seg.shape[0]
+    x_all = torch.empty(total, dtype=dt, device=dev)
+    y_all, s_all = torch.empty_like(x_all), torch.empty_like(x_all)
+    n_all = torch.empty(total, dtype=torch.long, device=dev)
+    for pos, xs, ys, ss, ns in ((pos_old, g.x, y_old, s_old, g.net), (pos_new, x_new, y_new, s_new, net_new)):
+        x_all[pos], y_all[pos], s_all[pos], n_all[pos] = xs.to(dt), ys.to(dt), ss.to(dt), ns
+    return _prune(x_all, y_all, s_all, s_left.to(dt), n_all, B)
 
 
 def fixed_points(h: RaggedMap, interval: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
