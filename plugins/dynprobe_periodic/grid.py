@@ -27,10 +27,13 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.linearize import jacobian
 
-__all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS", "EPS"]
+__all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS", "EPS", "POINTS_PER_CHUNK"]
 
 BISECTIONS = 60
 """Bisection steps: a cell shrinks by 2⁻⁶⁰, below float64 resolution for any grid."""
+
+POINTS_PER_CHUNK = 1 << 20
+"""Grid points (networks × grid) evaluated at once; bounds the memory of an ensemble's pass."""
 
 EPS = 1e-6
 """Where fᵖ(x) = x exactly at a grid point, the neighbouring cells start EPS·h away from it."""
@@ -95,7 +98,21 @@ def system_evaluator(system: System):
 
 def grid_roots(system: System, p: int, interval: tuple[float, float], points: int) -> GridRoots:
     """All sign changes (and exact zeros) of fᵖ(x) − x on ``points`` grid points of
-    ``interval``, refined by bisection, for every network of ``system``."""
+    ``interval``, refined by bisection, for every network of ``system`` — ensembles in chunks
+    of at most :data:`POINTS_PER_CHUNK` grid points in all."""
+    if system.networks is None or system.networks * points <= POINTS_PER_CHUNK:
+        return _grid_roots(system, p, interval, points)
+    per = max(1, POINTS_PER_CHUNK // points)
+    parts = []
+    for a in range(0, system.networks, per):
+        sub = system.with_params({k: v[a: a + per] for k, v in system.params.items()})
+        part = _grid_roots(sub, p, interval, points)
+        parts.append(GridRoots(part.x, part.net + a, part.suspect, part.step))
+    return GridRoots(torch.cat([q.x for q in parts]), torch.cat([q.net for q in parts]),
+                     torch.cat([q.suspect for q in parts]), parts[0].step)
+
+
+def _grid_roots(system: System, p: int, interval: tuple[float, float], points: int) -> GridRoots:
     B = _lead(system)
     a, b = float(interval[0]), float(interval[1])
     xs = torch.linspace(a, b, points, dtype=system.dtype)
