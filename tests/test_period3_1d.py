@@ -115,6 +115,19 @@ def test_sharkovsky_order_and_theorem_hold_for_what_the_exact_finder_returns():
     two = found.sel(period=2).values
     assert found.sel(period=1).values[two].all()
     assert (ds.sharkovsky_leader.values[three] == 3).all()
+    for variant in ({"row": 1, "depth": 3}, {"row": 4, "depth": 3}, {"row": 3, "k": 4, "clip": True}):
+        found = dynprobe.run("period3", dynprobe.model("fig3", networks=3000, seed=4, **variant),
+                             period=(2, 4, 5)).has_period
+        for strong, weaker in ((3, [1, 2, 4, 5]), (5, [1, 2, 4]), (4, [1, 2]), (2, [1])):
+            assert found.sel(period=weaker).values[found.sel(period=strong).values].all(), (variant, strong)
+
+
+def test_roots_next_to_far_knots_are_exact():
+    """f = 0.3 for x < 200, then slope 1e-3: f^p has knots near 1e8; the fixed point is 0.3 exactly."""
+    far = feedforward_system([torch.tensor([[1.0]], dtype=D), torch.tensor([[1e-3]], dtype=D)],
+                             [torch.tensor([-200.0], dtype=D), torch.tensor([0.3], dtype=D)], ["relu", "identity"])
+    ds = dynprobe.run("period3", far, period=(2, 4))
+    assert list(ds.orbits.values) == [1, 0, 0, 0] and float(ds.orbit_state[0, 0, 0]) == 0.3
 
 
 def test_lemma42_certificate_matches_a_loop_and_implies_period_three():

@@ -272,6 +272,11 @@ def compose(f: DenseMap, g: RaggedMap) -> RaggedMap:
     return _prune(x_all, y_all, s_all, s_left.to(dt), n_all, B)
 
 
+def _line_root(xa: Tensor, ya: Tensor, s: Tensor) -> Tensor:
+    """Solution of ya + s (x - xa) = x (where s != 1), in intercept form."""
+    return (ya - s * xa) / torch.where(s == 1, torch.ones_like(s), 1 - s)
+
+
 def fixed_points(h: RaggedMap, interval: tuple[float, float] | None = None) -> tuple[Tensor, Tensor, Tensor]:
     """All isolated solutions of h(x) = x: ``(x, net, continuum)``.
 
@@ -288,20 +293,23 @@ def fixed_points(h: RaggedMap, interval: tuple[float, float] | None = None) -> t
     nxt = torch.where(last, idx, idx + 1)
     d0, d1 = d, d[nxt]
     cross = ~last & (((d0 < 0) & (d1 > 0)) | ((d0 > 0) & (d1 < 0)))
-    t = torch.where(cross, d0 / torch.where(cross, d0 - d1, torch.ones_like(d0)), torch.zeros_like(d0))
-    seg_roots = (h.x + t * (h.x[nxt] - h.x))[cross]
+    # on a piece, h(x) = y_a + s (x - x_a): the root is (y_a - s x_a) / (1 - s), anchored at the
+    # end nearer the root (exact for flat pieces; no cancellation against far-away knots)
+    near = torch.where(d0.abs() <= d1.abs(), idx, nxt)
+    seg_roots = _line_root(h.x[near], h.y[near], h.s).clamp(h.x, h.x[nxt])[cross]
     seg_net = h.net[cross]
     at_knot = d == 0
-    # right rays: d(x) = d_last + (s - 1)(x - x_last), root to the right of the last knot
-    sr = h.s - 1
-    r_ok = last & (sr != 0) & (-d / torch.where(sr == 0, torch.ones_like(sr), sr) > 0)
-    r_root = (h.x - d / torch.where(sr == 0, torch.ones_like(sr), sr))[r_ok]
+    # right rays: root to the right of the last knot; left rays: to the left of the first
+    r_root = _line_root(h.x, h.y, h.s)
+    r_ok = last & (h.s != 1) & (r_root > h.x)
+    r_root = r_root[r_ok]
     first = h.start[:-1]
     slm = h.s_left - 1
     dl = d[first]
-    step = -dl / torch.where(slm == 0, torch.ones_like(slm), slm)
-    l_ok = (slm != 0) & (step < 0)
-    l_root = (h.x[first] + step)[l_ok]
+    l_root = _line_root(h.x[first], h.y[first], h.s_left)
+    l_ok = (slm != 0) & (l_root < h.x[first])
+    l_root = l_root[l_ok]
+    sr = h.s - 1
     continuum = torch.zeros(B, dtype=torch.bool, device=dev)
     flat_seg = ~last & (d0 == 0) & (d1 == 0)
     flat_ray = last & (d == 0) & (sr == 0)
