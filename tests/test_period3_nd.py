@@ -91,6 +91,17 @@ def test_lstm_orbits_are_orbits_of_the_module_itself():
             np.testing.assert_allclose(np.sort_complex(mu.numpy()), np.sort_complex(ref.numpy()), atol=1e-8)
 
 
+def test_newton_finds_the_logistic_three_cycles():
+    logistic = dynprobe.System.from_step(lambda h, u, p: p["r"] * h * (1 - h), state_dim=1,
+                                         params={"r": torch.tensor(3.835, dtype=D)},
+                                         init=dynprobe.InitialState(low=0.0, high=1.0))
+    found = find_periodic_orbits(logistic, 3, 64)
+    assert found.states.shape[0] == 2 and found.stable.tolist().count(True) == 1
+    attractor = logistic.trajectory(torch.tensor([[0.3]], dtype=D), 3000)[-3:, 0, 0]
+    stable = found.states[found.stable][0, :, 0]
+    torch.testing.assert_close(torch.sort(stable).values, torch.sort(attractor).values, atol=1e-12, rtol=0)
+
+
 def test_ensemble_of_maps_is_one_batched_search():
     system = henon().with_params(a=torch.tensor([1.0, 1.2, 1.4], dtype=D), b=torch.full((3,), 0.3, dtype=D))
     ds = dynprobe.run("period3", system, period=2, starts=32)
