@@ -23,10 +23,12 @@ from .drives import Drive, autonomous, constant, feedback, sequence
 from .errors import DynprobeError
 from .hookspecs import hookimpl
 from .system import InitialState, StateLayout, StatePart, System
-from .specs import DatasetSpec, ModelSpec, Probe
+from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
 from .results import open_result, save, validate
 from .targets import load_system
+from .diagnose import Diagnosis, diagnose
+from .report import write_report
 from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
 
 __all__ = [
@@ -50,11 +52,15 @@ __all__ = [
     "model",
     "dataset",
     "load_system",
+    "diagnose",
+    "Diagnosis",
+    "write_report",
     "set_threads",
     "save",
     "open_result",
     "validate",
     "Probe",
+    "Verdict",
     "ModelSpec",
     "DatasetSpec",
     "hookimpl",
