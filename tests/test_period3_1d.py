@@ -24,23 +24,10 @@ from dynprobe_periodic.certificate import lemma42
 from dynprobe_periodic.feedforward import dense_map
 from dynprobe_periodic.orbits1d import sharkovsky_key
 from dynprobe_periodic.pwl import compose
+from systems import logistic_system as logistic
+from systems import tent_system
 
 D = torch.float64
-
-
-def tent_system() -> dynprobe.System:
-    """f(x) = 2x for x <= 1/2, 2(1 - x) beyond, on the whole line: 2 relu(x) - 2 relu(-x) - 4 relu(x - 1/2)."""
-    return feedforward_system(
-        [torch.tensor([[1.0], [-1.0], [1.0]], dtype=D), torch.tensor([[2.0, -2.0, -4.0]], dtype=D)],
-        [torch.tensor([0.0, 0.0, -0.5], dtype=D), torch.tensor([0.0], dtype=D)],
-        ["relu", "identity"], name="tent",
-    )
-
-
-def logistic(r: float) -> dynprobe.System:
-    return dynprobe.System.from_step(lambda h, u, p: p["r"] * h * (1 - h), state_dim=1,
-                                     params={"r": torch.tensor(r, dtype=D)}, name="logistic",
-                                     init=dynprobe.InitialState(low=0.0, high=1.0))
 
 
 def necklaces(p: int) -> int:

@@ -18,22 +18,15 @@ import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.testing import check_probe
 from dynprobe_periodic import find_periodic_orbits
+from systems import henon_system as henon
+from systems import linear_system, logistic_system
 
 D = torch.float64
 
 
-def henon(a: float = 1.4, b: float = 0.3) -> dynprobe.System:
-    def step(h, u, p):
-        x, y = h[..., 0], h[..., 1]
-        return torch.stack([1 - p["a"] * x**2 + y, p["b"] * x], dim=-1)
-
-    return dynprobe.System.from_step(step, state_dim=2, name="henon", init=dynprobe.InitialState(scale=0.5),
-                                     params={"a": torch.tensor(a, dtype=D), "b": torch.tensor(b, dtype=D)})
-
-
 def test_linear_contraction_has_only_the_origin():
     A = torch.tensor([[0.5, 0.3, 0.0], [-0.2, 0.4, 0.1], [0.0, 0.1, -0.6]], dtype=D)
-    system = dynprobe.System.from_step(lambda h, u, p: h @ p["A"].T, state_dim=3, params={"A": A}, name="linear")
+    system = linear_system(A)
     ds = check_probe("period3", system, period=(2, 4), starts=16)
     assert list(ds.orbits.values) == [1, 0, 0, 0]
     np.testing.assert_allclose(ds.orbit_state.values[0, 0], 0.0, atol=1e-14)
@@ -92,9 +85,7 @@ def test_lstm_orbits_are_orbits_of_the_module_itself():
 
 
 def test_newton_finds_the_logistic_three_cycles():
-    logistic = dynprobe.System.from_step(lambda h, u, p: p["r"] * h * (1 - h), state_dim=1,
-                                         params={"r": torch.tensor(3.835, dtype=D)},
-                                         init=dynprobe.InitialState(low=0.0, high=1.0))
+    logistic = logistic_system(3.835)
     found = find_periodic_orbits(logistic, 3, 64)
     assert found.states.shape[0] == 2 and found.stable.tolist().count(True) == 1
     attractor = logistic.trajectory(torch.tensor([[0.3]], dtype=D), 3000)[-3:, 0, 0]

@@ -19,21 +19,11 @@ from dynprobe.errors import ProbeParameterError
 from dynprobe.testing import check_probe
 from dynprobe_models.feedforward1d import feedforward_system
 from dynprobe_periodic.regions import LN_PHI
+from systems import logistic_system as logistic
+from systems import tent_system as tent
 
 matplotlib.use("Agg")
 D = torch.float64
-
-
-def tent() -> dynprobe.System:
-    return feedforward_system(
-        [torch.tensor([[1.0], [-1.0], [1.0]], dtype=D), torch.tensor([[2.0, -2.0, -4.0]], dtype=D)],
-        [torch.tensor([0.0, 0.0, -0.5], dtype=D), torch.tensor([0.0], dtype=D)], ["relu", "identity"], name="tent")
-
-
-def logistic(r: float) -> dynprobe.System:
-    return dynprobe.System.from_step(lambda h, u, p: p["r"] * h * (1 - h), state_dim=1, name="logistic",
-                                     params={"r": torch.tensor(r, dtype=D)},
-                                     init=dynprobe.InitialState(low=0.05, high=0.95))
 
 
 def test_tent_has_two_to_the_t_pieces():
@@ -89,3 +79,16 @@ def test_plots_summaries_and_suggest():
     big = p3.suggest(dynprobe.wrap(torch.nn.LSTM(2, 200, num_layers=2)))
     assert big["method"] == "newton" and big["period"] == (1, 2)
     assert probes["linear_regions"].applies(logistic(3.9))
+
+
+def test_diagnose_verdicts_name_orbits_stability_and_the_witness():
+    rows = dynprobe.diagnose(logistic(3.835), probes=["period3", "scrambling"]).rows()
+    text = [r[1] for r in rows]
+    assert "2 fixed points (0 stable); 2 period-3 orbits (1 stable)" in text
+    assert "Li-Yorke chaotic: a period-3 orbit exists" in text
+    assert "nearby trajectories merge (asymptotic)" in text  # the attracting 3-cycle pulls pairs together
+    tent_rows = dynprobe.diagnose(tent(), probes=["linear_regions"]).rows()
+    assert tent_rows[0][0] == "entropy" and "0.693" in tent_rows[0][2]
+    lstm = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"), probes=["period3"],
+                             params={"period3": {"starts": 16}}).rows()
+    assert all("Li-Yorke" not in r[1] for r in lstm)  # no period-3 chaos witness in 4-D
