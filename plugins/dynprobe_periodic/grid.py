@@ -27,6 +27,8 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.linearize import jacobian
 
+from .ragged import by_network
+
 __all__ = ["GridRoots", "grid_roots", "system_evaluator", "BISECTIONS", "EPS", "POINTS_PER_CHUNK"]
 
 BISECTIONS = 60
@@ -63,18 +65,6 @@ def _iterate(system: System, pts: Tensor, p: int) -> Tensor:
     return h[..., 0] if system.networks is not None else h[:, 0][None]
 
 
-def _padded(x: Tensor, net: Tensor, B: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Ragged points → ``[B, M]`` (padding repeats a real point) and the index map back."""
-    counts = torch.bincount(net, minlength=B)
-    M = max(int(counts.max()) if counts.numel() else 0, 1)
-    start = torch.cumsum(counts, 0) - counts
-    col = torch.arange(x.shape[0]) - start[net]
-    fill = x[0] if x.numel() else torch.zeros((), dtype=x.dtype)
-    out = torch.full((B, M), float(fill), dtype=x.dtype)
-    out[net, col] = x
-    return out, net, col
-
-
 def system_evaluator(system: System):
     """``f(x, net) -> (f(x), f'(x))`` for a 1-D System, at flat points of given networks."""
     B = _lead(system)
@@ -82,7 +72,7 @@ def system_evaluator(system: System):
     def f(x: Tensor, net: Tensor) -> tuple[Tensor, Tensor]:
         if x.numel() == 0:
             return x, x
-        pts, rows, cols = _padded(x.to(system.dtype), net, B)
+        pts, cols = by_network(x.to(system.dtype), net, B)
         h = pts[..., None] if system.networks is not None else pts[0][:, None]
         with torch.no_grad():
             fx = system.map(h)
@@ -91,7 +81,7 @@ def system_evaluator(system: System):
             fx, J = fx[:, 0][None], J[None]
         else:
             fx = fx[..., 0]
-        return fx[rows, cols].to(x.dtype), J[rows, cols].to(x.dtype)
+        return fx[net, cols].to(x.dtype), J[net, cols].to(x.dtype)
 
     return f
 
@@ -128,9 +118,9 @@ def _grid_roots(system: System, p: int, interval: tuple[float, float], points: i
         net_z, cell_z = (gs_ == 0).nonzero(as_tuple=True)
         if net_z.numel():
             nudged = xs_[net_z, cell_z] + sign * EPS * step
-            pts, rows, cols = _padded(nudged, net_z, B)
+            pts, cols = by_network(nudged, net_z, B)
             xs_[net_z, cell_z] = nudged
-            gs_[net_z, cell_z] = (_iterate(system, pts, p) - pts)[rows, cols]
+            gs_[net_z, cell_z] = (_iterate(system, pts, p) - pts)[net_z, cols]
     cross = ((g_lo < 0) & (g_hi > 0)) | ((g_lo > 0) & (g_hi < 0))
     # suspect: no sign change, g turns around there (the finite-difference slopes of the cell and
     # its neighbours change sign), and values small enough to reach zero and come back
@@ -145,9 +135,9 @@ def _grid_roots(system: System, p: int, interval: tuple[float, float], points: i
     net_c, cell = cross.nonzero(as_tuple=True)
     lo, hi = x_lo[net_c, cell], x_hi[net_c, cell]
     if lo.numel():
-        L_, rows, cols = _padded(lo, net_c, B)
-        H_ = _padded(hi, net_c, B)[0]
-        G_ = _padded(g_lo[net_c, cell], net_c, B)[0]
+        L_, cols = by_network(lo, net_c, B)
+        H_ = by_network(hi, net_c, B)[0]
+        G_ = by_network(g_lo[net_c, cell], net_c, B)[0]
         for _ in range(BISECTIONS):
             mid = 0.5 * (L_ + H_)
             gm = _iterate(system, mid, p) - mid
@@ -156,7 +146,7 @@ def _grid_roots(system: System, p: int, interval: tuple[float, float], points: i
             L_ = torch.where(same & ~done, mid, L_)
             H_ = torch.where(same & ~done, H_, mid)
             L_ = torch.where(done, mid, L_)
-        roots = (0.5 * (L_ + H_))[rows, cols]
+        roots = (0.5 * (L_ + H_))[net_c, cols]
     else:
         roots = lo
     net_z, idx_z = zero.nonzero(as_tuple=True)

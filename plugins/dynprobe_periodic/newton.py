@@ -28,6 +28,8 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.linearize import jvp_columns
 
+from .ragged import by_network
+
 __all__ = ["PeriodicOrbits", "find_periodic_orbits", "default_tol", "starting_states", "POLISH"]
 
 POLISH = 2
@@ -211,7 +213,7 @@ def _orbits(system: System, h: Tensor, converged: Tensor, p: int, dedup: float) 
     order = torch.argsort(orbit[:, 0, 0], stable=True)
     order = order[torch.argsort(net[order], stable=True)]
     orbit, net = orbit[order], net[order]
-    rows, col = _rows(orbit[:, 0], net, B)
+    rows, col = by_network(orbit[:, 0], net, B)
     fp, M, _ = _flow_b(system, rows, p, jac=True)
     fp, M = fp[net, col], M[net, col]
     mult = torch.linalg.eigvals(M)
@@ -221,14 +223,3 @@ def _orbits(system: System, h: Tensor, converged: Tensor, p: int, dedup: float) 
         stable=mult.abs().amax(1) < 1 if orbit.shape[0] else torch.zeros(0, dtype=torch.bool),
         converged=converged.sum(1), collapsed=(converged & (least < p)).sum(1),
     )
-
-
-def _rows(x: Tensor, net: Tensor, B: int) -> tuple[Tensor, Tensor]:
-    """Points of networks ``net`` → ``[B, M, n]`` rows (padding repeats a point) and columns."""
-    counts = torch.bincount(net, minlength=B)
-    M = max(int(counts.max()) if counts.numel() else 0, 1)
-    col = torch.arange(x.shape[0]) - (torch.cumsum(counts, 0) - counts)[net]
-    fill = x[:1] if x.shape[0] else torch.zeros(1, x.shape[-1], dtype=x.dtype)
-    out = fill.expand(B, M, x.shape[-1]).clone()
-    out[net, col] = x
-    return out, col
