@@ -26,9 +26,9 @@ import time
 import warnings
 
 import numpy as np
+from dynprobe_models.scrambling import FIG3_ROWS
 
 import dynprobe
-from dynprobe_models.scrambling import FIG3_ROWS
 
 WINDOW = (-1.0, 1.0)  # the notebook's plotting window
 NOTEBOOK_GRID = 163
@@ -81,7 +81,8 @@ def measure(n: int, seed: int, **variant: object) -> dict[str, float]:
 
 
 def table(rows: list[tuple[str, dict[str, float]]], n: int) -> None:
-    head = (f"{'row: w1/b1/act1 | w2/b2/act2':50s} {'Pr[period 3] %':>16s} {'in [-1,1] %':>16s} {'Pr[period 2] %':>16s} "
+    head = (f"{'row: w1/b1/act1 | w2/b2/act2':50s} {'Pr[period 3] %':>16s} {'in [-1,1] %':>16s} "
+            f"{'Pr[period 2] %':>16s} "
             f"{'f^4 vs f exact %':>17s} {'f^4 vs f, 163 pts %':>20s}")
     print(head)
     print("-" * len(head))
@@ -102,8 +103,9 @@ def main() -> None:
     print(f"Fig. 3 of the scrambling paper, width 2, no clipping, {n} networks per row (seed {args.seed})\n")
     table([(f"{r}: {_scheme(r)}", measure(n, args.seed + r, row=r)) for r in FIG3_ROWS], n)
     if args.extra:
-        for title, variant in (("with clipping to [0, 1]", {"clip": True}), ("tanh activations", {"activation": "tanh"}),
-                               ("width 4", {"k": 4}), ("depth 3", {"depth": 3})):
+        variants = (("with clipping to [0, 1]", {"clip": True}), ("tanh activations", {"activation": "tanh"}),
+                    ("width 4", {"k": 4}), ("depth 3", {"depth": 3}))
+        for title, variant in variants:
             print(f"\nadditional experiment: {title}")
             table([(f"{r}: {_scheme(r)}", measure(n, args.seed + r, row=r, **variant)) for r in FIG3_ROWS], n)
     print(f"""

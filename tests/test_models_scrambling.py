@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_models.scrambling import FIG3_ROWS, rn_sigma2
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
-from dynprobe_models.scrambling import FIG3_ROWS, rn_sigma2
 
 N = 20_000
 
@@ -54,7 +54,8 @@ def test_fig3_schemes_follow_the_table(row):
     (w1, b1, s1), (w2, b2, s2) = FIG3_ROWS[row]
     p = system.params
     assert system.meta["feedforward_1d"]["activations"] == [s1, s2]
-    for scheme, value, fan_in, fan_out in ((w1, p["w0"], 1, k), (b1, p["b0"], 1, k), (w2, p["w1"], k, 1), (b2, p["b1"], k, 1)):
+    drawn = ((w1, p["w0"], 1, k), (b1, p["b0"], 1, k), (w2, p["w1"], k, 1), (b2, p["b1"], k, 1))
+    for scheme, value, fan_in, fan_out in drawn:
         if scheme == "one":
             assert (value == 1).all()
         elif scheme == "uniform":

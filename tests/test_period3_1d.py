@@ -13,19 +13,19 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-import dynprobe
-from dynprobe.errors import ProbeParameterError
-from dynprobe.testing import check_probe
 from dynprobe_models.feedforward1d import feedforward_system
 from dynprobe_periodic.certificate import lemma42
 from dynprobe_periodic.feedforward import dense_map
 from dynprobe_periodic.orbits1d import sharkovsky_key
 from dynprobe_periodic.pwl import compose
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from systems import logistic_system as logistic
 from systems import tent_system
+
+import dynprobe
+from dynprobe.errors import ProbeParameterError
+from dynprobe.testing import check_probe
 
 D = torch.float64
 

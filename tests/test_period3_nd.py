@@ -13,13 +13,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_periodic import find_periodic_orbits
+from systems import henon_system as henon
+from systems import linear_system, logistic_system
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.testing import check_probe
-from dynprobe_periodic import find_periodic_orbits
-from systems import henon_system as henon
-from systems import linear_system, logistic_system
 
 D = torch.float64
 
@@ -67,14 +67,14 @@ def test_lstm_orbits_are_orbits_of_the_module_itself():
 
     for found in orbits:
         p = found.period
-        for states, mu in zip(found.states, found.multipliers):
+        for states, mu in zip(found.states, found.multipliers, strict=True):
             x = states[0]
             for i in range(p):
                 torch.testing.assert_close(x, states[i], atol=1e-10, rtol=0)
                 x = module_step(x)
             torch.testing.assert_close(x, states[0], atol=1e-10, rtol=0)
 
-            def p_steps(v: torch.Tensor) -> torch.Tensor:
+            def p_steps(v: torch.Tensor, p: int = p) -> torch.Tensor:
                 for _ in range(p):
                     v = module_step(v)
                 return v

@@ -13,14 +13,14 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-
-import dynprobe
-from dynprobe.errors import ProbeParameterError
-from dynprobe.testing import check_probe
 from dynprobe_models.feedforward1d import feedforward_system
 from dynprobe_periodic.regions import LN_PHI
 from systems import logistic_system as logistic
 from systems import tent_system as tent
+
+import dynprobe
+from dynprobe.errors import ProbeParameterError
+from dynprobe.testing import check_probe
 
 matplotlib.use("Agg")
 D = torch.float64

@@ -103,7 +103,9 @@ def feedforward_system(
         )
     bad = [a for a in acts if a not in ACTIVATIONS]
     if bad:
-        raise ProbeParameterError(f"feedforward_system: unknown activation {bad[0]!r}; use one of {', '.join(ACTIVATIONS)}")
+        raise ProbeParameterError(
+            f"feedforward_system: unknown activation {bad[0]!r}; use one of {', '.join(ACTIVATIONS)}"
+        )
     lead = 0 if networks is None else 1
     if weights[0].shape[-1] != 1 or weights[-1].shape[-2] != 1:
         raise ProbeParameterError(
@@ -111,7 +113,7 @@ def feedforward_system(
             f"and last layer {list(weights[-1].shape[lead:])}"
         )
     params = {}
-    for layer, (w, b) in enumerate(zip(weights, biases)):
+    for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
         params[f"w{layer}"] = w
         params[f"b{layer}"] = b
     facts = {META_KEY: {"activations": list(acts), "clip": list(clip) if clip is not None else []}}

@@ -22,8 +22,14 @@ from .period3 import period3
 from .plots import plot_linear_regions, plot_period3, plot_scrambling
 from .regions import linear_regions
 from .scrambling import scrambling
-from .verdicts import (period3_summary, period3_verdicts, regions_summary, regions_verdicts, scrambling_summary,
-                       scrambling_verdicts)
+from .verdicts import (
+    period3_summary,
+    period3_verdicts,
+    regions_summary,
+    regions_verdicts,
+    scrambling_summary,
+    scrambling_verdicts,
+)
 
 __all__ = ["period3", "scrambling", "linear_regions", "find_periodic_orbits", "PeriodicOrbits", "dynprobe_probes"]
 

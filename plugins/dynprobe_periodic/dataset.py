@@ -103,9 +103,11 @@ def _orbit_arrays(found: Found, n: int, ens: bool) -> dict[str, tuple]:
         res.append(r.to(torch.float64))
     cat = lambda xs: torch.cat(xs).numpy()  # noqa: E731
     out = {
-        "orbit_state": _var(["orbit", "phase", "unit"], cat(states), "state on the periodic orbit (phase 0: smallest first coordinate)"),
+        "orbit_state": _var(["orbit", "phase", "unit"], cat(states),
+                            "state on the periodic orbit (phase 0: smallest first coordinate)"),
         "orbit_period": _var(["orbit"], cat(period), "least period of the orbit", "step"),
-        "multiplier_real": _var(["orbit", "floquet"], cat(mre), "Floquet multiplier, real part (eigenvalue of the monodromy matrix)"),
+        "multiplier_real": _var(["orbit", "floquet"], cat(mre),
+                                "Floquet multiplier, real part (eigenvalue of the monodromy matrix)"),
         "multiplier_imag": _var(["orbit", "floquet"], cat(mim), "Floquet multiplier, imaginary part"),
         "stable": _var(["orbit"], cat(stable), "orbit is attracting (all |multipliers| < 1)"),
         "residual": _var(["orbit"], cat(res), "max |f^p(x) - x| over the orbit (n-D: at phase 0, inf-norm)"),
@@ -128,7 +130,8 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
     if one_d:
         data["fixed_points"] = _var([*lead, "period"], pick(found.fixed), "number of points x with f^p(x) = x")
         i3 = found.periods.index(3)
-        data["li_yorke"] = _var(lead, pick(found.counts[:, i3] > 0), "period-3 orbit exists: Li-Yorke chaotic (witness)")
+        data["li_yorke"] = _var(lead, pick(found.counts[:, i3] > 0),
+                                "period-3 orbit exists: Li-Yorke chaotic (witness)")
         data["sharkovsky_leader"] = _var(
             lead, pick(sharkovsky_leader(found.counts > 0, found.periods)),
             "found period first in Sharkovsky's order (0: none); it implies every later period", "step")
@@ -145,12 +148,14 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
         c = found.certificate
         data["lemma42_certificate"] = _var(lead, pick(c.holds), "Lemma 4.2 certificate of period 3 holds")
         data["lemma42_i"] = _var(lead, pick(c.i), "Lemma 4.2 index i (y_i > 1), sorted-bias order, 1-based; 0: none")
-        data["lemma42_l"] = _var(lead, pick(c.l), "Lemma 4.2 index l > i (y_l < 0), sorted-bias order, 1-based; 0: none")
+        data["lemma42_l"] = _var(lead, pick(c.l),
+                                 "Lemma 4.2 index l > i (y_l < 0), sorted-bias order, 1-based; 0: none")
     coords: dict[str, tuple] = {
         "period": ("period", np.asarray(found.periods), {"long_name": "period p", "units": "step"}),
         "phase": ("phase", np.arange(max(found.periods)), {"long_name": "position along the orbit", "units": "step"}),
         "unit": ("unit", np.arange(n), {"long_name": "state coordinate", "units": "1"}),
-        "floquet": ("floquet", np.arange(1, n + 1), {"long_name": "multiplier index (1 = largest modulus)", "units": "1"}),
+        "floquet": ("floquet", np.arange(1, n + 1),
+                    {"long_name": "multiplier index (1 = largest modulus)", "units": "1"}),
         "orbit": ("orbit", np.arange(data["orbit_period"][1].shape[0]), {"long_name": "orbit", "units": "1"}),
     }
     for key, values in system.layout.coords().items():

@@ -75,7 +75,7 @@ def network_forward(
     """Values and derivatives at points ``x: [B, M]``: of the output, or with ``upto=l`` of
     layer l's pre-activation (``[B, M, out_l]``)."""
     h, dh = x[..., None], None  # dh = None: the derivative is still the first layer's weight
-    for layer, ((w, b), act) in enumerate(zip(layers, acts)):
+    for layer, ((w, b), act) in enumerate(zip(layers, acts, strict=True)):
         z, dz = _affine(h, dh, w, b)
         if upto == layer:
             return z, dz

@@ -17,8 +17,8 @@ Sharkovsky (1964); Li & Yorke (1975).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch

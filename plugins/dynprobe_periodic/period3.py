@@ -144,7 +144,9 @@ def period3(
             "use an autonomous, constant or feedback drive"
         )
     if grid < 3 or starts < 1 or max_iter < 1:
-        raise ProbeParameterError(f"probe 'period3': need grid >= 3, starts >= 1, max_iter >= 1 (got {grid}, {starts}, {max_iter})")
+        raise ProbeParameterError(
+            f"probe 'period3': need grid >= 3, starts >= 1, max_iter >= 1 (got {grid}, {starts}, {max_iter})"
+        )
     if how == "newton":
         found = _newton(system, periods, starts=starts, max_iter=max_iter, tol=tol, seed=seed)
     else:

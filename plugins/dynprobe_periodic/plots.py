@@ -84,7 +84,7 @@ def plot_period3(ds: xr.Dataset) -> Any:
         return fig
     for p in ds.period.values:
         sel = ds.orbit_period.values == p
-        for st, stable in zip(ds.orbit_state.values[sel], ds.stable.values[sel]):
+        for st, stable in zip(ds.orbit_state.values[sel], ds.stable.values[sel], strict=True):
             pts = np.concatenate([st[:p], st[:1]])  # closed polygon
             yy = pts[:, 1] if pts.shape[1] > 1 else np.roll(pts[:, 0], -1)
             ax1.plot(pts[:, 0], yy, "o-" if stable else "o--", mfc=None if stable else "none",

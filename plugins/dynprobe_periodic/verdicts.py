@@ -26,7 +26,8 @@ _REF_LY = "scrambling paper Fact 1 (Li & Yorke 1975, Sharkovsky 1964)"
 
 def period3_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     """Counts per period, stability, the Li–Yorke witness and what Sharkovsky implies."""
-    rows = [("method", f"{ds.attrs['method']} ({ds.attrs['interval']})" if "interval" in ds.attrs else ds.attrs["method"])]
+    method = str(ds.attrs["method"])
+    rows = [("method", f"{method} ({ds.attrs['interval']})" if "interval" in ds.attrs else method)]
     if "network" in ds.dims:
         n = ds.sizes["network"]
         rows.append(("networks", str(n)))
@@ -74,7 +75,8 @@ def period3_verdicts(ds: xr.Dataset) -> list[Verdict]:
                         f"{method}; ± {100 * np.sqrt(frac * (1 - frac) / n):.2f}% (binomial)", _REF_LY)]
     mu = np.hypot(ds.multiplier_real.values, ds.multiplier_imag.values)
     worst = f"; largest |multiplier| of a stable orbit {np.nanmax(mu[ds.stable.values]):.3g}" if ds.stable.any() else ""
-    how = {"exact": "exact enumeration of linear pieces (all orbits)", "grid": f"grid of step {ds.attrs.get('resolution', 0):.2g}",
+    how = {"exact": "exact enumeration of linear pieces (all orbits)",
+           "grid": f"grid of step {ds.attrs.get('resolution', 0):.2g}",
            "newton": "Levenberg-Marquardt from many starts (orbits found, not proven complete)"}.get(method, method)
     out = [Verdict("attractors", _orbit_line(ds), f"{how}{worst}", _REF_ORBITS)]
     if "li_yorke" in ds:
@@ -117,7 +119,9 @@ def regions_verdicts(ds: xr.Dataset) -> list[Verdict]:
                                    f"{rate.size} networks", f"median growth {np.median(rate):.3f} nats/step",
                         "scrambling paper Cor. 4.4")]
     r = float(rate[0])
-    word = "exponentially (>= ln phi, as period 3 forces)" if r >= LN_PHI else ("exponentially" if r > 0.05 else "slowly")
+    word = "exponentially" if r > 0.05 else "slowly"
+    if r >= LN_PHI:
+        word = "exponentially (>= ln phi, as period 3 forces)"
     return [Verdict("entropy", f"linear pieces of f^t grow {word}",
                     f"{int(np.atleast_1d(ds.pieces.values)[-1])} pieces at t = {int(ds.time.values[-1])}; "
                     f"growth {r:.3f} nats/step vs ln phi = {LN_PHI:.4f}", "scrambling paper Cor. 4.4")]
@@ -139,6 +143,7 @@ def scrambling_verdicts(ds: xr.Dataset) -> list[Verdict]:
     else:
         word = "nearby trajectories stay apart"
     return [Verdict("regime", word,
-                    f"{100 * scrambled:.0f}% of {ds.sizes['sample']} pairs scrambled, {100 * asymptotic:.0f}% asymptotic; "
+                    f"{100 * scrambled:.0f}% of {ds.sizes['sample']} pairs scrambled, "
+                    f"{100 * asymptotic:.0f}% asymptotic; "
                     f"separation rate {rate:+.3g} /step vs λ₁ {lam:+.3g} /step (δ = {ds.attrs['delta']:.0e})",
                     "scrambling paper Def. 2.1-2.2, Fig. 1")]
