@@ -9,7 +9,8 @@ What a grid can miss: two roots inside one cell (fᵖ − id touches or crosses 
 between grid points). A cell without a sign change is flagged *suspect* when
 g = fᵖ − id turns around there (the finite-difference slopes of the cell and its neighbours
 change sign) and |g(xᵢ)| + |g(xᵢ₊₁)| ≤ 2·L·h, with L the largest of those slopes: only then can
-g reach zero and come back inside the cell with a slope like its neighbours'.
+g reach zero and come back inside the cell with a slope like its neighbours'. Cells where fᵖ is
+not finite (overflow) are suspect too.
 (A feature narrower than the grid step escapes any such test; refine the grid to be sure.)
 
 References
@@ -130,7 +131,8 @@ def _grid_roots(system: System, p: int, interval: tuple[float, float], points: i
     L = torch.maximum(torch.maximum(left.abs(), mid.abs()), right.abs())
     turns = (left * mid <= 0) | (mid * right <= 0)
     quiet = ~cross & (g_lo != 0) & (g_hi != 0) & turns
-    suspect = (quiet & (g_lo.abs() + g_hi.abs() <= 2 * L * step)).sum(1)
+    blind = ~torch.isfinite(g_lo) | ~torch.isfinite(g_hi)  # f^p overflowed: nothing can be said there
+    suspect = ((quiet & (g_lo.abs() + g_hi.abs() <= 2 * L * step)) | blind).sum(1)
 
     net_c, cell = cross.nonzero(as_tuple=True)
     lo, hi = x_lo[net_c, cell], x_hi[net_c, cell]

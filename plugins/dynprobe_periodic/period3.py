@@ -114,8 +114,9 @@ def period3(
     starts, max_iter
         ``newton``: starting states per network and iteration cap.
     tol
-        1-D: two orbit points closer than tol·(1 + |x|) count as one (default 1e-9 in
-        float64); ``newton``: residual tolerance (default 1e-10 in float64).
+        1-D: two orbit points closer than tol·(1 + |x|) count as one (default 1e-9; 1e-4 for
+        the grid method in float32); ``newton``: residual tolerance (default 1e-10 in float64,
+        1e-5 in float32).
     seed
         Seeds the ``newton`` starting states.
 
@@ -156,8 +157,9 @@ def period3(
             raise ProbeParameterError(
                 f"probe 'period3': the grid method needs a finite interval for {system.name}; pass interval=(a, b)"
             )
-        found = (_exact if how == "exact" else _grid)(system, periods, span, grid=grid,
-                                                       tol=1e-9 if tol is None else float(tol))
+        if tol is None:  # exact works in float64 whatever the System's dtype
+            tol = 1e-9 if how == "exact" or system.dtype == torch.float64 else 1e-4
+        found = (_exact if how == "exact" else _grid)(system, periods, span, grid=grid, tol=float(tol))
     return build_dataset(system, found)
 
 
