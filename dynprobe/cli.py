@@ -2,7 +2,8 @@
 
 ``dynprobe list [probes|models|datasets]``, ``dynprobe plugins``, and
 ``dynprobe run PROBE MODEL [options]`` where each probe's options are generated from its run
-function's signature (``dynprobe run lyapunov --help``), plus ``--param key=value``.
+function's signature (``dynprobe run lyapunov --help``), plus ``--param key=value``, and
+``dynprobe batch PATH_OR_GLOB... --probe NAME --out STORE`` (logic in :mod:`dynprobe.batch`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,33 @@ def plugins_cmd() -> None:
 
 
 cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dataset."))
+
+
+@cli.command("batch")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_GLOB...")
+@click.option("--probe", "-P", "probes", multiple=True, required=True, help="probe to run (repeatable)")
+@click.option("--out", "-o", required=True, help="the Zarr store to write or resume (e.g. runs.zarr)")
+@click.option("--param", "-p", "params", multiple=True, help="probe parameter PROBE.KEY=VALUE (repeatable)")
+@click.option("--workers", type=int, default=None, help="local worker processes [default: one per core]")
+@click.option("--scheduler", default=None, help="address of a running Dask scheduler, tcp://host:port")
+@click.option("--factory", default=None, help="package.module:function building the module of the checkpoints")
+@click.option("--trust-pickle", is_flag=True, help="allow checkpoints holding pickled modules (runs their code)")
+@click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default=None, help="of plain nn.RNN checkpoints")
+@click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
+@click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
+def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...], **options: Any) -> None:
+    """Run probes over many checkpoints on Dask into a resumable Zarr store.
+
+    Re-running the same command skips results already complete for unchanged files. Exit
+    status 1 when a checkpoint failed (its error is recorded in the store's index).
+    """
+    from .batch import run_command
+
+    try:
+        code = run_command(paths, probes, out, params, **options)
+    except DynprobeError as err:
+        raise click.ClickException(str(err)) from err
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
