@@ -23,7 +23,7 @@ from .drives import Drive, autonomous, constant, feedback, sequence
 from .errors import DynprobeError
 from .hookspecs import hookimpl
 from .system import InitialState, StateLayout, StatePart, System
-from .specs import DatasetSpec, ModelSpec, Probe
+from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
 from .results import open_result, save, validate
 from .targets import load_system
@@ -59,6 +59,7 @@ __all__ = [
     "open_batch",
     "BatchSummary",
     "Probe",
+    "Verdict",
     "ModelSpec",
     "DatasetSpec",
     "hookimpl",

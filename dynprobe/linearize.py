@@ -93,30 +93,41 @@ class TangentMap:
 
     def __init__(self, system: System, *, trace: bool | None = None, expected_calls: int | None = None) -> None:
         self.system = system
-        self._params = system.params
         if trace is None:
             enabled = os.environ.get("DYNPROBE_NO_TRACE", "") in ("", "0")
             trace = enabled and (expected_calls is None or expected_calls >= TRACE_MIN_CALLS)
         self._trace = trace
-        self._cache: dict[tuple, Callable[..., tuple[Tensor, Tensor]]] = {}
         self.mode = "traced" if trace else "eager: tracing off (short run or DYNPROBE_NO_TRACE)"
+        names = sorted(system.params)
+        self._flat_params = [system.params[name] for name in names]
+        self._cache: dict[tuple, Callable[..., tuple[Tensor, Tensor]]] = {}
+        self._inputs: dict[tuple, Tensor] = {}  # u for time-invariant drives, per leading shape
 
-        system_ = system
-
-        def tangent(h: Tensor, Q: Tensor, u_ext: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-            return _tangent(system_, h, Q, u_ext, params)
+        def tangent(h: Tensor, Q: Tensor, u_ext: Tensor, *flat: Tensor) -> tuple[Tensor, Tensor]:
+            return _tangent(system, h, Q, u_ext, dict(zip(names, flat)))
 
         self._fn = tangent
 
+    def _external(self, h: Tensor, t: int) -> Tensor:
+        drive, lead = self.system.drive, tuple(h.shape[:-1])
+        if drive.time_varying:
+            return drive.external(self.system, t, lead).contiguous()
+        u = self._inputs.get(lead)
+        if u is None:
+            u = self._inputs[lead] = drive.external(self.system, t, lead).contiguous()
+        return u
+
     def __call__(self, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tensor, Tensor]:
-        u_ext = self.system.drive.external(self.system, t, tuple(h.shape[:-1])).contiguous()
+        u_ext = self._external(h, t)
         if not self._trace:
-            return self._fn(h, Q, u_ext, self._params)
+            return self._fn(h, Q, u_ext, *self._flat_params)
         key = (tuple(h.shape), tuple(Q.shape), tuple(u_ext.shape), h.dtype, h.device)
         fn = self._cache.get(key)
         if fn is None:
-            fn, mode = trace(self._fn, h, Q, u_ext, self._params)
+            fn, mode = trace(self._fn, h, Q, u_ext, *self._flat_params)
             if mode != "traced":
                 self.mode = mode
+            else:
+                fn = fn.forward  # skip nn.Module call machinery on the hot path
             self._cache[key] = fn
-        return fn(h, Q, u_ext, self._params)
+        return fn(h, Q, u_ext, *self._flat_params)

@@ -17,7 +17,23 @@ import xarray as xr
 
 from .errors import PluginError
 
-__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "probe_params"]
+__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One line of a diagnosis: what a probe's result says about the network.
+
+    ``topic`` groups verdicts (``regime``, ``memory``, ``gradients``, ``attractors``, ...);
+    ``verdict`` is the short answer; ``evidence`` the numbers it rests on; ``reference`` the
+    paper section that defines it.
+    """
+
+    topic: str
+    verdict: str
+    evidence: str
+    reference: str
+    probe: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,8 @@ class Probe:
         used by ``diagnose``.
     summary
         Optional ``summary(ds) -> list[tuple[str, str]]``: (label, value) rows for terminals.
+    verdicts
+        Optional ``verdicts(ds) -> list[Verdict]``: what the result says, for ``diagnose``.
     reference
         Paper and section the probe implements.
     """
@@ -67,6 +85,7 @@ class Probe:
     applies: Callable[[Any], str | None] | None = None
     suggest: Callable[[Any], dict[str, Any]] | None = None
     summary: Callable[[xr.Dataset], list[tuple[str, str]]] | None = None
+    verdicts: Callable[[xr.Dataset], list[Verdict]] | None = None
     reference: str = ""
     plugin: str = ""
     version: str = ""

@@ -435,13 +435,18 @@ class System:
         return traj.squeeze(-2) if squeeze else traj
 
     def initial_state(self, samples: int = 1, *, seed: int = 0) -> Tensor:
-        """``samples`` initial states, ``[*lead, N]``, drawn from :attr:`init` with ``seed``."""
+        """``samples`` initial states, ``[*lead, N]``, drawn from :attr:`init` with ``seed``.
+
+        Every network of an ensemble starts from the same ``samples`` states (common random
+        numbers): network i of an ensemble then sees exactly what a separate run of it would.
+        """
         if samples < 1:
             raise ProbeParameterError(f"{self.name}: samples must be >= 1, got {samples}")
         gen = torch.Generator().manual_seed(int(seed))
-        n = 1 if self._networks is None else self._networks
-        draws = [self.init.sample(samples, self.state_dim, gen, self.dtype, self.device) for _ in range(n)]
-        return draws[0] if self._networks is None else torch.stack(draws)
+        draw = self.init.sample(samples, self.state_dim, gen, self.dtype, self.device)
+        if self._networks is None:
+            return draw
+        return draw.expand(self._networks, samples, self.state_dim).clone()
 
     # ------------------------------------------------------------------ changes
     def with_params(self, params: Mapping[str, Tensor] | None = None, /, **updates: Tensor) -> System:

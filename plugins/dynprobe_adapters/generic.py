@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jvp
+from torch.func import functional_call, jvp, vmap
 
 import dynprobe
 from dynprobe import StateLayout, System
@@ -102,8 +102,8 @@ def dynprobe_adapt(module: Any, options: dict[str, Any]) -> System | None:
     )
     h = torch.zeros(2, system.state_dim, dtype=dtype)
     u = torch.zeros(2, m, dtype=dtype)
-    try:
-        jvp(lambda x: system.step(x, u), (h,), (torch.ones_like(h),))
+    try:  # vmap over states catches .item()/numpy on the state (which jvp alone would differentiate wrongly)
+        vmap(lambda x: jvp(lambda y: system.step(y[None], u[:1])[0], (x,), (torch.ones_like(x),))[1])(h)
     except Exception as err:  # noqa: BLE001 - report why torch.func cannot transform it
         raise UnsupportedModuleError(
             f"{type(module).__name__}.forward is not torch.func-pure ({type(err).__name__}: {str(err).splitlines()[0]}); "

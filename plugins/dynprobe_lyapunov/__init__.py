@@ -11,12 +11,12 @@ import numpy as np
 import xarray as xr
 
 import dynprobe
-from dynprobe import Probe, System
+from dynprobe import Probe, System, Verdict
 
 from .probe import kaplan_yorke, lyapunov, regime_of
 from .qr import QRRun, qr_iterate
 
-__all__ = ["lyapunov", "qr_iterate", "QRRun", "kaplan_yorke", "regime_of", "dynprobe_probes"]
+__all__ = ["lyapunov", "qr_iterate", "QRRun", "kaplan_yorke", "regime_of", "verdicts", "dynprobe_probes"]
 
 
 def suggest(system: System) -> dict[str, Any]:
@@ -73,6 +73,32 @@ def plot(ds: xr.Dataset) -> Any:
     return fig
 
 
+_REF = "fading-memory paper §2.1 (exponents as memory timescales), App. A"
+_WORDS = {"chaotic": "chaotic", "ordered": "ordered", "marginal": "near the edge of chaos", "undetermined": "undetermined"}
+
+
+def verdicts(ds: xr.Dataset) -> list[Verdict]:
+    """Regime from λ₁ ± stderr; memory timescales of the slowest directions."""
+    if "network" in ds.dims:
+        return []
+    lam = ds.exponent_mean.values
+    se = float(ds.exponent_stderr.values[0])
+    l1 = float(lam[0])
+    regime = str(ds.regime.values)
+    out = [Verdict("regime", _WORDS.get(regime, regime),
+                   f"λ₁ = {l1:+.4f} ± {se:.1g} /step (edge band ±max(3·stderr, {ds.attrs['regime_tolerance']:g}))", _REF)]
+    if np.isfinite(l1) and l1 > 0:
+        out.append(Verdict("memory", f"initial conditions forgotten e-fold every {1 / l1:.1f} steps",
+                           f"λ₁ = {l1:+.4f} /step > 0; Kaplan–Yorke dimension "
+                           f"{float(ds.kaplan_yorke_dimension.mean()):.2f}", _REF))
+    elif np.isfinite(l1):
+        slow = [f"{-1 / v:.3g}" for v in lam[:3] if v < 0]
+        horizon = np.log(100.0) / -l1 if l1 < 0 else np.inf
+        out.append(Verdict("memory", f"fading memory: perturbations fall to 1% in ≈ {horizon:.3g} steps",
+                           f"slowest timescales −1/λᵢ = {', '.join(slow) or '∞'} steps", _REF))
+    return out
+
+
 @dynprobe.hookimpl
 def dynprobe_probes() -> list[Probe]:
     return [
@@ -82,6 +108,7 @@ def dynprobe_probes() -> list[Probe]:
             plot=plot,
             suggest=suggest,
             summary=summary,
+            verdicts=verdicts,
             reference="fading-memory paper §2.1, App. A (QR method; Sandri 1996)",
         )
     ]

@@ -73,10 +73,9 @@ def qr_iterate(
     kappa = KAPPA_MAX.get(h.dtype, 1e3)
     checkpoints = checkpoints or checkpoint_times(steps)
     lead, k = tuple(h.shape[:-1]), Q.shape[-1]
-    f64 = dict(dtype=torch.float64, device=h.device)
-    total = torch.zeros(*lead, k, **f64)
     block_edges = [round(steps * (b + 1) / blocks) for b in range(blocks)]
-    block_sums = torch.zeros(blocks, *lead, k, **f64)
+    # Σ log|R_ii| per block; the running total is their sum (kept off the per-step path)
+    block_sums = torch.zeros(blocks, *lead, k, dtype=torch.float64, device=h.device)
     block_counts = [0] * blocks
     trace, trace_steps = [], []
     diverged = torch.zeros(lead, dtype=torch.bool, device=h.device)
@@ -86,27 +85,20 @@ def qr_iterate(
         n = min(m, steps - done)
         for i in range(n):
             h, Q = tangent(h, Q, start + done + i)
-        Q, R = qr_positive(Q)
-        lr = torch.log(torch.diagonal(R, dim1=-2, dim2=-1)).to(torch.float64)
-        finite_state = torch.isfinite(h).all(-1)
-        diverged |= ~finite_state
-        overflow = finite_state & (torch.isnan(lr) | torch.isposinf(lr)).any(-1)
-        if bool(overflow.any()):
-            raise ProbeParameterError(
-                f"probe 'lyapunov': tangent vectors overflowed between re-orthonormalizations (interval {n}); "
-                "use a smaller reorth_every (or 'auto')"
-            )
-        lr = torch.where(finite_state.unsqueeze(-1), lr, torch.nan)
+        # column signs of Q do not change later |R_ii|: no sign fix needed inside the loop
+        Q, R = torch.linalg.qr(Q)
+        lr = torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
         intervals.append(n)
         done += n
-        total += lr
-        while block < blocks - 1 and done > block_edges[block]:
-            block += 1
+        if block < blocks - 1 and done > block_edges[block]:
+            diverged |= ~torch.isfinite(h).all(-1)  # checked once per block, and at the end
+            while block < blocks - 1 and done > block_edges[block]:
+                block += 1
         block_sums[block] += lr
         block_counts[block] += n
         while next_cp < len(checkpoints) and done >= checkpoints[next_cp]:
             if not trace_steps or trace_steps[-1] != done:
-                trace.append(total.clone())
+                trace.append(block_sums.sum(0))
                 trace_steps.append(done)
             next_cp += 1
         if auto:
@@ -114,15 +106,26 @@ def qr_iterate(
             spread = spread[torch.isfinite(spread)]
             rate = float(spread.max()) / n if spread.numel() else 0.0
             m = MAX_INTERVAL if rate <= 0 else max(1, min(MAX_INTERVAL, int(math.log(kappa) / rate)))
+    diverged |= ~torch.isfinite(h).all(-1)
     used = [b for b in range(blocks) if block_counts[b] > 0]
+    block_sums = block_sums[used]
+    total = block_sums.sum(0)
+    overflow = ~diverged & (torch.isnan(total) | torch.isposinf(total)).any(-1)
+    if bool(overflow.any()):
+        raise ProbeParameterError(
+            "probe 'lyapunov': tangent vectors overflowed between re-orthonormalizations "
+            f"(intervals up to {max(intervals)} steps); use a smaller reorth_every (or 'auto')"
+        )
+    nan = torch.tensor(float("nan"), dtype=torch.float64, device=h.device)
+    mask = diverged.unsqueeze(-1)
     return QRRun(
-        log_r=total,
-        block_log_r=block_sums[used],
+        log_r=torch.where(mask, nan, total),
+        block_log_r=torch.where(mask, nan, block_sums),
         block_steps=[block_counts[b] for b in used],
-        trace_log_r=torch.stack(trace),
+        trace_log_r=torch.where(mask, nan, torch.stack(trace)),
         trace_steps=trace_steps,
         diverged=diverged,
         h=h,
-        Q=Q,
+        Q=qr_positive(Q)[0],
         intervals=intervals,
     )

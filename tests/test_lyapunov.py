@@ -1,0 +1,200 @@
+"""The lyapunov probe against systems with exact answers (each oracle could fail)."""
+
+from __future__ import annotations
+
+import math
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from systems import henon_system, linear_system, logistic_system
+from torch import nn
+
+import dynprobe
+from dynprobe.errors import DriveError, ProbeParameterError
+from dynprobe.testing import check_probe
+
+
+def _at_origin(system):
+    """Start on the fixed point 0: the state stays finite, the tangents see A at every step."""
+    return system.with_init(dynprobe.InitialState(center=torch.zeros(system.state_dim), scale=0.0))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.05, 3.0), st.sampled_from([-1.0, 1.0])), min_size=1, max_size=5, unique_by=lambda t: round(t[0], 1)))
+def test_diagonal_linear_map_gives_log_abs_diagonal(entries):
+    a = torch.tensor([s * d for d, s in entries], dtype=torch.float64)
+    ds = dynprobe.run("lyapunov", _at_origin(linear_system(torch.diag(a))), steps=2000, burn_in=0)
+    expected = np.sort(np.log(np.abs(a.numpy())))[::-1]
+    # O(1/T) transient of the random initial tangent block: log of a cosine, over T steps
+    np.testing.assert_allclose(ds.exponent_mean.values, expected, atol=5e-3)
+
+
+def test_non_normal_linear_map_gives_log_abs_eigenvalues():
+    # upper-triangular, strongly non-normal: singular values differ from |eigenvalues|
+    A = torch.tensor([[0.9, 5.0, 1.0], [0.0, -0.5, 3.0], [0.0, 0.0, 1.2]], dtype=torch.float64)
+    assert not np.allclose(np.linalg.svd(A.numpy())[1], [1.2, 0.9, 0.5], atol=0.1)
+    ds = dynprobe.run("lyapunov", _at_origin(linear_system(A)), steps=4000, burn_in=0, samples=2)
+    np.testing.assert_allclose(ds.exponent_mean.values, np.log([1.2, 0.9, 0.5]), atol=2e-3)
+
+
+def test_logistic_map_at_r4_has_exponent_ln2():
+    ds = dynprobe.run("lyapunov", logistic_system(4.0), steps=20000, samples=8)
+    lam, se = float(ds.exponent_mean[0]), float(ds.exponent_stderr[0])
+    assert abs(lam - math.log(2)) < max(4 * se, 5e-3), (lam, se)
+    assert ds.regime.item() == "chaotic"
+
+
+def test_henon_spectrum_and_exact_sum():
+    ds = dynprobe.run("lyapunov", henon_system(), steps=20000, burn_in=500, samples=4)
+    lam = ds.exponents.values  # [sample, 2]
+    assert abs(ds.exponent_mean.values[0] - 0.419) < 0.01
+    np.testing.assert_allclose(lam.sum(-1), math.log(0.3), rtol=0, atol=1e-6)
+    assert 1.2 < float(ds.kaplan_yorke_dimension.mean()) < 1.3  # published 1.26
+
+
+def test_sum_of_exponents_equals_mean_log_abs_det_jacobian():
+    torch.manual_seed(3)
+    module = nn.RNN(2, 6).double()
+    with torch.no_grad():
+        module.weight_hh_l0.mul_(3.0)
+    system = dynprobe.wrap(module, drive=dynprobe.constant([0.3, -0.1]))
+    steps, burn_in = 300, 20
+    ds = dynprobe.run("lyapunov", system, steps=steps, burn_in=burn_in, seed=5)
+    # independent computation: the same trajectory, Jacobians by autograd, slogdet
+    traj = system.trajectory(system.initial_state(1, seed=5), burn_in + steps)[burn_in:-1, 0]
+    logdet = [torch.linalg.slogdet(torch.autograd.functional.jacobian(lambda x: system.map(x[None])[0], h))[1]
+              for h in traj]
+    np.testing.assert_allclose(float(ds.exponents.sum()), float(torch.stack(logdet).mean()), rtol=1e-10)
+
+
+def test_top_k_equals_the_first_k_of_the_full_spectrum():
+    torch.manual_seed(0)
+    system = dynprobe.wrap(nn.GRU(1, 6).double())
+    with torch.no_grad():
+        system = system.with_params(weight_hh_l0=3 * system.params["weight_hh_l0"])
+    full = dynprobe.run("lyapunov", system, steps=3000, samples=2)
+    top = dynprobe.run("lyapunov", system, steps=3000, samples=2, k=3)
+    np.testing.assert_allclose(top.exponent_mean.values, full.exponent_mean.values[:3], atol=3e-3)
+
+
+def test_lstm_spectrum_has_h_and_c_directions():
+    system = dynprobe.wrap(nn.LSTM(2, 3, num_layers=2), dtype=torch.float64)
+    ds = dynprobe.run("lyapunov", system, steps=50, burn_in=5)
+    assert ds.sizes["exponent"] == 2 * 2 * 3
+
+
+def test_chaotic_lstm_is_chaotic():
+    ds = dynprobe.run("lyapunov", dynprobe.load_system("lstm2d_chaotic"), steps=4000, samples=2)
+    assert ds.regime.item() == "chaotic"
+    assert float(ds.exponent_mean[0]) > 10 * float(ds.exponent_stderr[0]) > 0
+    assert float(ds.exponent_mean.sum()) < 0  # dissipative
+
+
+def test_float32_agrees_with_float64():
+    system = dynprobe.load_system("lstm2d_chaotic")
+    f64 = dynprobe.run("lyapunov", system, steps=3000, samples=2)
+    f32 = dynprobe.run("lyapunov", system.to(torch.float32), steps=3000, samples=2)
+    np.testing.assert_allclose(f32.exponent_mean.values, f64.exponent_mean.values, atol=0.03)
+    assert f32.attrs["dtype"] == "float32"
+
+
+def test_ensemble_equals_separate_runs():
+    systems = [logistic_system(r) for r in (2.9, 3.5, 3.9)]
+    ens = dynprobe.run("lyapunov", dynprobe.System.stack(systems), steps=500, samples=2, seed=1)
+    assert ens.exponents.dims == ("network", "sample", "exponent")
+    for i, s in enumerate(systems):
+        one = dynprobe.run("lyapunov", s, steps=500, samples=2, seed=1)
+        np.testing.assert_allclose(ens.exponents.values[i], one.exponents.values, rtol=1e-12)
+    assert list(ens.regime.values) == ["ordered", "ordered", "chaotic"]
+
+
+def test_sequence_drive_gives_conditional_exponents():
+    # h' = a h + u: the input does not change the linearization, so λ = log|a| exactly
+    s = dynprobe.System.from_step(lambda h, u, p: 0.7 * h + u, state_dim=1, input_dim=1, dtype=torch.float64)
+    U = torch.randn(400, 2, 1, dtype=torch.float64)
+    ds = dynprobe.run("lyapunov", s.with_drive(dynprobe.sequence(U)), steps=300, burn_in=100, samples=2)
+    np.testing.assert_allclose(ds.exponents.values, math.log(0.7), rtol=1e-12)
+    with pytest.raises(DriveError, match="has 400 steps but the run needs 500"):
+        dynprobe.run("lyapunov", s.with_drive(dynprobe.sequence(U)), steps=400, burn_in=100)
+
+
+def test_reorthonormalizing_less_often_keeps_the_leading_exponents():
+    system = dynprobe.load_system("lstm2d_chaotic")
+    every = dynprobe.run("lyapunov", system, steps=2000, seed=2)
+    sparse = dynprobe.run("lyapunov", system, steps=2000, seed=2, reorth_every=5)
+    auto = dynprobe.run("lyapunov", system, steps=2000, seed=2, reorth_every="auto")
+    np.testing.assert_allclose(sparse.exponent_mean.values[:2], every.exponent_mean.values[:2], atol=1e-8)
+    np.testing.assert_allclose(auto.exponent_mean.values, every.exponent_mean.values, atol=1e-6)
+    assert auto.attrs["reorth_every"] == "auto"
+
+
+def test_diverging_trajectory_is_flagged_not_averaged():
+    s = linear_system(torch.tensor([[2.0]])).with_init(dynprobe.InitialState(center=torch.tensor([1.0]), scale=0.1))
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        ds = dynprobe.run("lyapunov", s, steps=1200, burn_in=0, samples=2)
+    assert bool(ds.diverged.all())
+    assert np.isnan(ds.exponents.values).all() and np.isnan(ds.exponent_mean.values).all()
+
+
+def test_kaplan_yorke_and_entropy_rate_follow_from_the_spectrum():
+    from dynprobe_lyapunov import kaplan_yorke
+
+    np.testing.assert_allclose(kaplan_yorke(np.array([0.5, -0.2, -1.0])), 2 + 0.3 / 1.0)
+    np.testing.assert_allclose(kaplan_yorke(np.array([-0.1, -0.2])), 0.0)
+    np.testing.assert_allclose(kaplan_yorke(np.array([0.3, 0.1])), 2.0)
+    ds = dynprobe.run("lyapunov", henon_system(), steps=2000, burn_in=200)
+    lam = ds.exponents.values[0]
+    assert float(ds.entropy_rate[0]) == pytest.approx(lam[lam > 0].sum())
+    np.testing.assert_allclose(ds.timescale.values[0][lam < 0], -1 / lam[lam < 0])
+
+
+def test_bad_parameters_are_one_line_errors():
+    s = linear_system(torch.eye(3))
+    with pytest.raises(ProbeParameterError, match="k=4 is outside 1..N=3; pass 1 <= k <= 3 or k=None"):
+        dynprobe.run("lyapunov", s, k=4)
+    with pytest.raises(ProbeParameterError, match="reorth_every=600 must lie in 1..steps/2=500"):
+        dynprobe.run("lyapunov", s, reorth_every=600)
+
+
+def test_conformance_and_reproducibility():
+    ds = check_probe("lyapunov", henon_system(), steps=300, samples=3, seed=7)
+    assert ds.attrs["seed"] == 7 and ds.attrs["probe"] == "lyapunov"
+    other = dynprobe.run("lyapunov", henon_system(), steps=300, samples=3, seed=8)
+    assert not np.array_equal(other.exponents.values, ds.exponents.values)
+
+
+def test_traced_and_eager_runs_agree(monkeypatch):
+    system = dynprobe.wrap(nn.LSTM(2, 4), dtype=torch.float64)
+    traced = dynprobe.run("lyapunov", system, steps=1000, burn_in=10)
+    assert traced.attrs["linearization"] == "traced"
+    monkeypatch.setenv("DYNPROBE_NO_TRACE", "1")
+    eager = dynprobe.run("lyapunov", system, steps=1000, burn_in=10)
+    assert eager.attrs["linearization"].startswith("eager")
+    np.testing.assert_allclose(traced.exponents.values, eager.exponents.values, rtol=1e-9)
+
+
+@pytest.mark.parametrize("r, regime", [(2.9, "ordered"), (3.9, "chaotic")])
+def test_verdicts_name_the_regime_and_memory(r, regime):
+    from dynprobe_lyapunov import verdicts
+
+    ds = dynprobe.run("lyapunov", logistic_system(r), steps=2000, samples=2)
+    found = {v.topic: v for v in verdicts(ds)}
+    assert found["regime"].verdict == regime
+    lam = float(ds.exponent_mean[0])
+    assert f"{lam:+.4f}" in found["regime"].evidence
+    if regime == "ordered":
+        assert f"{np.log(100) / -lam:.3g}" in found["memory"].verdict
+    else:
+        assert f"{1 / lam:.1f}" in found["memory"].verdict
+
+
+def test_marginal_linear_rotation_is_near_the_edge():
+    from dynprobe_lyapunov import verdicts
+
+    c, s = math.cos(0.3), math.sin(0.3)
+    ds = dynprobe.run("lyapunov", linear_system(torch.tensor([[c, -s], [s, c]])), steps=500)
+    assert ds.regime.item() == "marginal"
+    assert verdicts(ds)[0].verdict == "near the edge of chaos"

@@ -1,0 +1,167 @@
+"""System and drives: construction, ensembles, trajectories, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from systems import linear_system, logistic_system
+
+import dynprobe
+from dynprobe import System
+from dynprobe.errors import DriveError, ProbeParameterError
+
+
+def test_from_step_trajectory_matches_closed_form():
+    A = torch.diag(torch.tensor([0.5, -2.0], dtype=torch.float64))
+    s = linear_system(A)
+    h0 = torch.tensor([1.0, 1.0], dtype=torch.float64)
+    traj = s.trajectory(h0, 5)
+    assert traj.shape == (6, 2)
+    expected = torch.stack([torch.tensor([0.5**t, (-2.0) ** t], dtype=torch.float64) for t in range(6)])
+    torch.testing.assert_close(traj, expected)
+
+
+def test_with_params_replaces_and_stacks_into_an_ensemble():
+    s = logistic_system(3.2)
+    r = torch.tensor([2.9, 3.2, 3.9], dtype=torch.float64)
+    ens = s.with_params(r=r)
+    assert ens.networks == 3 and s.networks is None
+    h = ens.initial_state(4, seed=1)
+    assert h.shape == (3, 4, 1)
+    out = ens.map(h)
+    for i in range(3):
+        torch.testing.assert_close(out[i], r[i] * h[i] * (1 - h[i]))
+    torch.testing.assert_close(ens.network(2).params["r"], r[2])
+
+
+def test_stack_equals_with_params_stack():
+    systems = [logistic_system(r) for r in (3.0, 3.5)]
+    ens = System.stack(systems)
+    assert ens.networks == 2
+    torch.testing.assert_close(ens.params["r"], torch.tensor([3.0, 3.5], dtype=torch.float64))
+
+
+def test_stack_refuses_different_architectures():
+    with pytest.raises(ProbeParameterError, match="differs in architecture"):
+        System.stack([logistic_system(3.0), linear_system(torch.eye(2))])
+
+
+def test_with_params_errors_name_the_parameter():
+    s = logistic_system(3.0)
+    with pytest.raises(KeyError, match="unknown parameters \\['q'\\]"):
+        s.with_params(q=torch.tensor(1.0))
+    with pytest.raises(ProbeParameterError, match="parameter 'r' has shape"):
+        s.with_params(r=torch.ones(2, 2))
+
+
+def test_initial_state_is_seeded_and_uses_the_center():
+    center = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    s = linear_system(torch.eye(2)).with_init(dynprobe.InitialState(center=center, scale=0.1))
+    a, b = s.initial_state(5, seed=3), s.initial_state(5, seed=3)
+    assert torch.equal(a, b)
+    torch.testing.assert_close(a[0], center)
+    assert not torch.equal(a, s.initial_state(5, seed=4))
+
+
+def test_fingerprint_tracks_parameter_values():
+    s = logistic_system(3.0)
+    assert s.fingerprint() == logistic_system(3.0).fingerprint()
+    assert s.fingerprint() != logistic_system(3.0000001).fingerprint()
+
+
+def test_to_casts_parameters():
+    s = logistic_system(3.0).to(torch.float32)
+    assert s.dtype == torch.float32 and s.params["r"].dtype == torch.float32
+    assert s.initial_state(2).dtype == torch.float32
+
+
+def test_state_shape_errors_are_one_line():
+    s = linear_system(torch.eye(3))
+    with pytest.raises(ProbeParameterError, match="state has 2 coordinates but the system has N=3"):
+        s.trajectory(torch.zeros(2, dtype=torch.float64), 3)
+
+
+def test_layout_coords():
+    layout = dynprobe.StateLayout.from_sizes([("h", 0, 2), ("h", 1, 2), ("c", 0, 2), ("c", 1, 2)])
+    coords = layout.coords()
+    assert list(coords["unit_part"]) == ["h"] * 4 + ["c"] * 4
+    assert list(coords["unit_layer"]) == [0, 0, 1, 1, 0, 0, 1, 1]
+    assert layout.part("c", 1).start == 6
+    with pytest.raises(KeyError, match="parts: h\\[layer 0\\]"):
+        layout.part("x")
+
+
+# ---------------------------------------------------------------- drives
+def test_constant_drive_reaches_the_step():
+    s = System.from_step(lambda h, u, p: h + u, state_dim=2, input_dim=2, dtype=torch.float64)
+    s = s.with_drive(dynprobe.constant([1.0, -1.0]))
+    traj = s.trajectory(torch.zeros(2, dtype=torch.float64), 3)
+    torch.testing.assert_close(traj[-1], torch.tensor([3.0, -3.0], dtype=torch.float64))
+
+
+def test_constant_scalar_broadcasts_over_inputs():
+    s = System.from_step(lambda h, u, p: h + u, state_dim=2, input_dim=2, dtype=torch.float64)
+    u = s.with_drive(dynprobe.constant(0.5)).inputs(0, torch.zeros(3, 2, dtype=torch.float64))
+    torch.testing.assert_close(u, torch.full((3, 2), 0.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    "drive, message",
+    [
+        (dynprobe.constant([1.0, 2.0, 3.0]), "does not fit M=2"),
+        (dynprobe.sequence(torch.zeros(10, 3)), "do not fit"),
+    ],
+    ids=["constant-wrong-M", "sequence-wrong-M"],
+)
+def test_drive_that_does_not_fit_is_refused(drive, message):
+    s = System.from_step(lambda h, u, p: h + u, state_dim=2, input_dim=2)
+    with pytest.raises(DriveError, match=message):
+        s.with_drive(drive)
+
+
+def test_sequence_shorter_than_run_is_refused():
+    s = System.from_step(lambda h, u, p: h + u, state_dim=1, input_dim=1).with_drive(dynprobe.sequence(torch.zeros(5, 1)))
+    with pytest.raises(DriveError, match="has 5 steps but the run needs 8"):
+        s.trajectory(torch.zeros(1), 8)
+
+
+def test_constant_on_a_system_without_inputs_says_autonomous():
+    with pytest.raises(DriveError, match="use autonomous"):
+        linear_system(torch.eye(2)).with_drive(dynprobe.constant(1.0))
+
+
+def test_packed_sequence_is_refused():
+    packed = torch.nn.utils.rnn.pack_sequence([torch.zeros(3, 1), torch.zeros(2, 1)])
+    with pytest.raises(DriveError, match="pad_packed_sequence"):
+        dynprobe.sequence(packed)
+
+
+def test_nan_inputs_are_refused():
+    with pytest.raises(DriveError, match="NaN"):
+        dynprobe.constant(float("nan"))
+
+
+def test_feedback_closes_the_loop():
+    # h' = 0.5 h + u with u = 2 h fed back: the closed loop is h' = 2.5 h
+    s = System.from_step(lambda h, u, p: 0.5 * h + u, state_dim=1, input_dim=1, dtype=torch.float64)
+    s = s.with_drive(dynprobe.feedback(lambda h: 2 * h))
+    traj = s.trajectory(torch.ones(1, dtype=torch.float64), 2)
+    torch.testing.assert_close(traj[-1], torch.tensor([6.25], dtype=torch.float64))
+    with pytest.raises(DriveError, match="readout gives 2 outputs"):
+        s.with_drive(dynprobe.feedback(lambda h: torch.cat([h, h], -1)))
+
+
+def test_feedback_without_readout_is_refused():
+    s = System.from_step(lambda h, u, p: h + u, state_dim=1, input_dim=1)
+    with pytest.raises(DriveError, match="has no readout"):
+        s.with_drive(dynprobe.feedback())
+
+
+@pytest.mark.parametrize("text, kind", [("zero", "autonomous"), ("constant:0.5", "constant"), ("feedback", "feedback")])
+def test_parse_drive(text, kind):
+    assert dynprobe.drives.parse_drive(text).kind == kind
+
+
+def test_parse_drive_unknown_names_the_choices():
+    with pytest.raises(DriveError, match="autonomous, constant:VALUE"):
+        dynprobe.drives.parse_drive("sinus")
