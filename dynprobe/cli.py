@@ -199,7 +199,9 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default=None, help="of plain nn.RNN checkpoints")
 @click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
 @click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
-def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...], **options: Any) -> None:
+@click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
+def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...],
+              **options: Any) -> None:
     """Run probes over many checkpoints on Dask into a resumable Zarr store.
 
     Re-running the same command skips results already complete for unchanged files. Exit

@@ -5,6 +5,7 @@ One LocalCluster of two worker processes is shared by the module (starting one t
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -30,7 +31,8 @@ from dynprobe.registry import Registry, registry, use_registry
 
 distributed = pytest.importorskip("distributed")
 
-PARAMS = {"lyapunov": {"k": 8, "steps": 60, "burn_in": 10}}
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+PARAMS = {"lyapunov": {"k": 8, "steps": 30, "burn_in": 5}}
 
 
 class Net(nn.Module):
@@ -107,9 +109,11 @@ def test_twenty_mixed_checkpoints_give_17_results_and_3_recorded_failures(mixed:
     summary, root = mixed["summary"], mixed["root"]
     assert (summary.ok, summary.failed, summary.skipped) == (17, 3, 0)
     assert not mixed["marker"].exists(), "the malicious pickle's payload ran"
-    errors = {Path(p).name: e for p, e in zip(summary.index.checkpoint.values, summary.index.error.values[:, 0]) if e}
+    index = summary.index.isel(probe=0)
+    errors = {Path(p).name: e for p, e in zip(index.checkpoint.values, index.error.values, strict=True) if e}
     assert set(errors) == {"truncated.pt", "nan_weights.pt", "malicious.pt"}
-    assert errors["malicious.pt"] == PICKLE_REFUSAL.format(path=root / "ckpt" / "malicious.pt", what="it needs posix.system")
+    refusal = PICKLE_REFUSAL.format(path=root / "ckpt" / "malicious.pt", what="it needs posix.system")
+    assert errors["malicious.pt"] == refusal
     assert "truncated" in errors["truncated.pt"] and "1 NaN" in errors["nan_weights.pt"]
     assert all("\n" not in e and name in e for name, e in errors.items())
 
@@ -140,13 +144,12 @@ def test_the_same_job_by_scheduler_address_gives_identical_numbers(mixed: dict, 
         assert_same_numbers(ds, path)
 
 
-def test_a_second_run_computes_nothing_and_a_changed_file_is_recomputed(mixed: dict, client: distributed.Client) -> None:
+def test_a_second_run_computes_nothing_and_a_changed_file_is_recomputed(mixed: dict,
+                                                                        client: distributed.Client) -> None:
     out, ckpt = mixed["out"], mixed["root"] / "ckpt"
     stamps = dynprobe.open_batch(out)["lyapunov"].ds.created_utc.values.copy()
     again = dynprobe.batch([str(ckpt / "*")], ["lyapunov"], out, probe_params=PARAMS, scheduler=client)
     assert (again.ok, again.failed, again.skipped) == (0, 3, 17)  # failures are retried, and fail again
-    tree = dynprobe.open_batch(out)
-    np.testing.assert_array_equal(tree["lyapunov"].ds.created_utc.values, stamps)
 
     changed = ckpt / "epoch_05.safetensors"
     torch.manual_seed(99)
@@ -156,6 +159,8 @@ def test_a_second_run_computes_nothing_and_a_changed_file_is_recomputed(mixed: d
     ds = dynprobe.open_batch(out)["lyapunov"].ds
     assert ds.sizes["checkpoint"] == 17
     assert_same_numbers(ds, str(changed))
+    recomputed = ds.checkpoint.values == str(changed)
+    np.testing.assert_array_equal(ds.created_utc.values[~recomputed], stamps[~recomputed])  # untouched
     assert not mixed["marker"].exists()
 
 
@@ -198,7 +203,8 @@ def test_workers_must_have_the_probe(tmp_path: Path, client: distributed.Client)
 
     write_checkpoints(tmp_path / "ckpt", n_good=1)
     with use_registry(Registry(plugins=[Inline()], entry_points=False)):
-        with pytest.raises(DynprobeError, match=r"worker tcp://.* has no probe 'only_here' \(installed there: .*lyapunov"):
+        expected = r"worker tcp://.* has no probe 'only_here' \(installed there: .*lyapunov"
+        with pytest.raises(DynprobeError, match=expected):
             dynprobe.batch(str(tmp_path / "ckpt" / "*.pt"), "only_here", tmp_path / "o.zarr", scheduler=client)
 
 
@@ -220,14 +226,15 @@ def test_the_command(tmp_path: Path, client: distributed.Client) -> None:
     write_checkpoints(tmp_path / "ckpt", n_good=2)
     shutil.copy(tmp_path / "ckpt" / "epoch_00.pt", tmp_path / "ckpt" / "copy.pt")
     args = ["batch", str(tmp_path / "ckpt" / "*.pt"), "--probe", "lyapunov", "--param", "lyapunov.k=8",
-            "--param", "steps=60", "--param", "burn_in=10", "--out", str(tmp_path / "cli.zarr"),
+            "--param", "steps=30", "--param", "burn_in=5", "--out", str(tmp_path / "cli.zarr"),
             "--scheduler", client.scheduler.address]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert result.output.startswith("dynprobe batch: 3 ok, 0 failed, 0 skipped in ")
     ds = dynprobe.open_batch(tmp_path / "cli.zarr")["lyapunov"].ds
     same = [str(tmp_path / "ckpt" / name) for name in ("copy.pt", "epoch_00.pt")]
-    np.testing.assert_array_equal(ds.exponents.sel(checkpoint=same[0]).values, ds.exponents.sel(checkpoint=same[1]).values)
+    np.testing.assert_array_equal(ds.exponents.sel(checkpoint=same[0]).values,
+                                  ds.exponents.sel(checkpoint=same[1]).values)
     bad = CliRunner().invoke(cli, ["batch", str(tmp_path / "ckpt" / "*.pt"), "--probe", "lyapunov", "--param", "q=1",
                                    "--out", str(tmp_path / "x.zarr")])
     assert bad.exit_code == 1 and "probe 'lyapunov' has no parameter 'q'" in bad.output
@@ -239,3 +246,15 @@ def test_the_default_local_cluster_is_one_single_threaded_process_per_core() -> 
         pids = set(c.run(os.getpid).values())
     assert len(pids) == len(threads) and os.getpid() not in pids
     assert list(threads.values()) == [1] * _cpu_count()
+
+
+def test_the_training_bifurcation_example_runs_ci_sized(tmp_path: Path, client: distributed.Client) -> None:
+    spec = importlib.util.spec_from_file_location("training_bifurcation", EXAMPLES / "training_bifurcation.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    out = example.main(["--epochs", "2", "--steps", "20", "--scheduler", client.scheduler.address,
+                        "--out", str(tmp_path)])
+    assert (out["summary"].ok, out["summary"].failed) == (3, 0)
+    assert out["epochs"].tolist() == [0, 1, 2] and np.isfinite(out["lam_max"]).all()
+    assert [o.shape for o in out["orbits"]] == [(100, 8)] * 3
+    assert (tmp_path / "training_bifurcation.png").stat().st_size > 10_000

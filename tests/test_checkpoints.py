@@ -98,10 +98,12 @@ def test_epoch_and_step_come_from_the_file_then_from_its_name(tmp_path: Path) ->
     torch.save({"state_dict": sd, "epoch": 0, "global_step": 120}, tmp_path / "epoch_007.pt")
     torch.save(sd, tmp_path / "run-epoch_007-step=3000.pt")
     save_file(sd, tmp_path / "final.safetensors", metadata={"epoch": "12"})
-    assert (read_checkpoint(tmp_path / "epoch_007.pt").epoch, read_checkpoint(tmp_path / "epoch_007.pt").step) == (0, 120)
+    from_file = read_checkpoint(tmp_path / "epoch_007.pt")
+    assert (from_file.epoch, from_file.step) == (0, 120)
     named = read_checkpoint(tmp_path / "run-epoch_007-step=3000.pt")
     assert (named.epoch, named.step) == (7, 3000)
-    assert (read_checkpoint(tmp_path / "final.safetensors").epoch, read_checkpoint(tmp_path / "final.safetensors").step) == (12, None)
+    meta = read_checkpoint(tmp_path / "final.safetensors")
+    assert (meta.epoch, meta.step) == (12, None)
 
 
 def test_a_malicious_pickle_is_refused_and_its_payload_never_runs(tmp_path: Path) -> None:

@@ -33,7 +33,8 @@ def parse_probe_params(items: Sequence[str], probes: Sequence[str]) -> dict[str,
         name, dot, param = key.partition(".")
         if not dot:
             if len(probes) != 1:
-                raise ProbeParameterError(f"--param {key}={text}: name the probe, e.g. --param {probes[0]}.{key}={text}")
+                raise ProbeParameterError(
+                    f"--param {key}={text}: name the probe, e.g. --param {probes[0]}.{key}={text}")
             name, param = probes[0], key
         if name not in probes:
             raise ProbeParameterError(f"--param {key}={text}: probe {name!r} is not run; probes: {', '.join(probes)}"

@@ -25,10 +25,11 @@ from typing import Any
 import xarray as xr
 from torch import nn
 
+from ..drives import parse_drive
 from ..errors import DynprobeError, ProbeParameterError
 from ..results import to_json
 from .store import BatchStore, checkpoint_key, index_dataset
-from .work import CheckpointOutcome, LoadOptions, ProbeOutcome, one_line, analyse_checkpoint, file_sha256, worker_report
+from .work import CheckpointOutcome, LoadOptions, ProbeOutcome, analyse_checkpoint, file_sha256, one_line, worker_report
 
 __all__ = ["batch", "BatchSummary", "expand_paths"]
 
@@ -101,7 +102,8 @@ def _resolve_probes(probes: str | Iterable[str], probe_params: Mapping[str, Mapp
     params = dict(probe_params or {})
     stray = sorted(set(params) - set(names))
     if stray:
-        raise ProbeParameterError(f"batch: parameters given for probes not run: {', '.join(stray)}; probes: {', '.join(names)}")
+        raise ProbeParameterError(
+            f"batch: parameters given for probes not run: {', '.join(stray)}; probes: {', '.join(names)}")
     return {name: _check_params(registry().probe(name), dict(params.get(name, {}))) for name in names}
 
 
@@ -132,12 +134,14 @@ def _client(workers: int | None, scheduler: Any) -> Iterator[Any]:
         yield scheduler
         return
     if not isinstance(scheduler, str):
-        raise DynprobeError(f"batch: scheduler={scheduler!r}; pass an address 'tcp://host:port' or a dask.distributed.Client")
+        raise DynprobeError(
+            f"batch: scheduler={scheduler!r}; pass an address 'tcp://host:port' or a dask.distributed.Client")
     try:
         client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as err:
         raise DynprobeError(f"batch: cannot reach the Dask scheduler at {scheduler!r} ({err}); start one with "
-                            "'dask scheduler' and 'dask worker ADDRESS', or leave out --scheduler for a local cluster") from err
+                            "'dask scheduler' and 'dask worker ADDRESS', or leave out --scheduler for a local "
+                            "cluster") from err
     with client:
         yield client
 
@@ -182,6 +186,7 @@ def batch(
     nonlinearity: str | None = None,
     allow_nonfinite: bool = False,
     dtype: str = "float64",
+    drive: str | None = None,
     progress: bool | None = None,
 ) -> BatchSummary:
     """Run probes over many checkpoints on Dask, writing a resumable Zarr store.
@@ -212,6 +217,10 @@ def batch(
         Loading options (:func:`~dynprobe.checkpoints.read_checkpoint`).
     dtype
         ``float64`` (default) or ``float32`` for the Systems.
+    drive
+        Inputs of every System, in the CLI's form: ``autonomous`` (default), ``constant:0.3``
+        (the attractors paper's induced system under a constant input), or a ``.npy``/``.pt``
+        sequence file (visible to the workers).
     progress
         Progress bar: ``None`` shows one on a terminal (stderr) only.
 
@@ -234,8 +243,10 @@ def batch(
         raise DynprobeError(f"batch: dtype={dtype!r}; pass 'float64' or 'float32'")
     resolved = _resolve_probes(probes, probe_params)
     files = expand_paths(paths)
+    if drive is not None:
+        parse_drive(drive)  # a typo fails here, not once per checkpoint
     options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
-                          allow_nonfinite=allow_nonfinite, dtype=dtype)
+                          allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive)
     identity = {name: to_json({"probe": p, "load": options.describe()}) for name, p in resolved.items()}
     store = BatchStore(out)
     store.create(resolved)
@@ -296,7 +307,8 @@ def _run(client: Any, todo: Mapping[str, Mapping[str, Any]], options: LoadOption
                 outcome = future.result()
             except Exception as err:  # noqa: BLE001 - a worker that died loses only its own checkpoint
                 text = f"{path}: the Dask task failed ({one_line(err)})"
-                outcome = CheckpointOutcome(path=path, probes={name: ProbeOutcome("error", error=text) for name in todo[path]})
+                failed = {name: ProbeOutcome("error", error=text) for name in todo[path]}
+                outcome = CheckpointOutcome(path=path, probes=failed)
             future.release()
             for name, o in outcome.probes.items():
                 if not o.written:

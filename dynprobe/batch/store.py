@@ -1,7 +1,8 @@
 """The Zarr store of a batch run: one group per checkpoint per probe, each written then marked
 complete, an index, and :func:`open_batch` reading it all back along ``checkpoint``.
 
-Layout (Zarr, written only by the process that drives the run — one writer, no locks)::
+Layout (Zarr; each checkpoint's groups are written by the one task that analyses it, the root
+and the index by the process that drives the run — no group has two writers, so no locks)::
 
     STORE/                          root attrs: dynprobe_batch (format version), dynprobe_version
       checkpoints/KEY/              attrs: path
@@ -97,7 +98,8 @@ class BatchStore:
         root = self._zarr("a")
         version = root.attrs.get("dynprobe_batch")
         if version not in (None, FORMAT_VERSION):
-            raise DynprobeError(f"batch store {str(self.path)!r} has format {version}, this dynprobe writes {FORMAT_VERSION}")
+            raise DynprobeError(
+                f"batch store {str(self.path)!r} has format {version}, this dynprobe writes {FORMAT_VERSION}")
         known = set(json.loads(root.attrs.get("probes", "[]")))
         root.attrs.update({"dynprobe_batch": FORMAT_VERSION, "dynprobe_version": __version__,
                            "probes": json.dumps(sorted(known | set(probes)))})
@@ -168,17 +170,19 @@ def index_dataset(records: Mapping[tuple[str, str], Record], statuses: Mapping[t
     probes = sorted({p for _, p in records} if probes is None else set(probes))
     statuses = statuses or {}
     first = {k: next((records[(k, p)] for p in probes if (k, p) in records), None) for k in keys}
-    grid = [[records.get((k, p)) for p in probes] for k in keys]
-    shape = (len(keys), len(probes))
 
     def per_ck(attr: str, empty: Any) -> list[Any]:
         return [getattr(first[k], attr) if first[k] is not None else empty for k in keys]
 
-    status = np.array([[statuses.get((k, p), r.status if r is not None else "missing") for p, r in zip(probes, row)]
-                       for k, row in zip(keys, grid)], dtype=object).reshape(shape)
-    error = np.array([[r.error if r is not None else "" for r in row] for row in grid], dtype=object).reshape(shape)
-    elapsed = np.array([[r.elapsed_s if r is not None else np.nan for r in row] for row in grid],
-                       dtype=np.float64).reshape(shape)
+    def grid(attr: str, empty: Any, dtype: Any) -> np.ndarray:
+        cells = [[getattr(records[(k, p)], attr) if (k, p) in records else empty for p in probes] for k in keys]
+        return np.array(cells, dtype=dtype).reshape(len(keys), len(probes))
+
+    status = grid("status", "missing", object)
+    for (k, p), value in statuses.items():
+        if k in keys and p in probes:
+            status[keys.index(k), probes.index(p)] = value
+    error, elapsed = grid("error", "", object), grid("elapsed_s", np.nan, np.float64)
     dims = ("checkpoint", "probe")
     return xr.Dataset(
         {
@@ -192,7 +196,8 @@ def index_dataset(records: Mapping[tuple[str, str], Record], statuses: Mapping[t
             "key": ("checkpoint", *_labelled(np.array(keys, dtype=object), "group name in the store")),
         },
         coords={
-            "checkpoint": ("checkpoint", *_labelled(np.array([paths[k] for k in keys], dtype=object), "checkpoint file")),
+            "checkpoint": ("checkpoint", *_labelled(np.array([paths[k] for k in keys], dtype=object),
+                                                    "checkpoint file")),
             "probe": ("probe", *_labelled(np.array(probes, dtype=object), "probe")),
         },
     )
@@ -233,7 +238,8 @@ def _stack(datasets: list[xr.Dataset], records: list[Record]) -> xr.Dataset:
     for key, values in varying.items():
         name = key if key not in datasets[0].variables and key not in coords else f"attr_{key}"
         coords[name] = ("checkpoint", np.array(values, dtype=object if isinstance(values[0], str) else None),
-                        {"long_name": f"{key} of each checkpoint's result", "units": "s" if key == "elapsed_s" else "1"})
+                        {"long_name": f"{key} of each checkpoint's result",
+                         "units": "s" if key == "elapsed_s" else "1"})
     try:
         out = xr.concat(datasets, dim="checkpoint", join="exact", combine_attrs="drop_conflicts",
                         coords="minimal", compat="override", data_vars="all")
@@ -286,7 +292,7 @@ def open_batch(store: str | Path) -> xr.DataTree:
         order = _order([r for _, r in done])
         done = [done[i] for i in order]
         with ThreadPoolExecutor(max_workers=8) as pool:  # reads wait on Zarr's I/O loop, not the CPU
-            datasets = list(pool.map(lambda kr: bs.open_result(kr[0], probe), done))
+            datasets = list(pool.map(bs.open_result, [k for k, _ in done], [probe] * len(done)))
         children[probe] = _stack(datasets, [r for _, r in done])
     children["index"] = index_dataset(records)
     tree = xr.DataTree.from_dict(children)

@@ -23,7 +23,8 @@ from torch import nn
 
 from .store import BatchStore, Record
 
-__all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoint", "write_outcome", "worker_report", "one_line",
+__all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoint", "write_outcome", "worker_report",
+           "one_line",
            "file_sha256"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -38,13 +39,14 @@ class LoadOptions:
     nonlinearity: str | None = None
     allow_nonfinite: bool = False
     dtype: str = "float64"
+    drive: str | None = None
 
     def describe(self) -> dict[str, Any]:
         """JSON-able form, part of what identifies a result (a changed option recomputes)."""
         factory = self.factory if isinstance(self.factory, str) or self.factory is None else (
             f"{getattr(self.factory, '__module__', '?')}:{getattr(self.factory, '__qualname__', repr(self.factory))}")
         return {"factory": factory, "trust_pickle": self.trust_pickle, "nonlinearity": self.nonlinearity,
-                "allow_nonfinite": self.allow_nonfinite, "dtype": self.dtype}
+                "allow_nonfinite": self.allow_nonfinite, "dtype": self.dtype, "drive": self.drive}
 
 
 @dataclass
@@ -129,6 +131,7 @@ def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mappin
 def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOptions) -> CheckpointOutcome:
     from ..api import run, wrap
     from ..checkpoints import read_checkpoint
+    from ..drives import parse_drive
     from ..errors import DynprobeError
 
     torch.set_num_threads(1)
@@ -141,6 +144,8 @@ def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOp
                                nonlinearity=options.nonlinearity, allow_nonfinite=options.allow_nonfinite)
         out.epoch, out.step = ckpt.epoch, ckpt.step
         system = wrap(ckpt.module, dtype=_DTYPES[options.dtype])
+        if options.drive is not None:
+            system = system.with_drive(parse_drive(options.drive))
     except Exception as err:  # noqa: BLE001 - a bad checkpoint is recorded, the run goes on
         if isinstance(err, OSError):
             text = f"{path}: unreadable ({err.strerror or err})"
