@@ -28,6 +28,8 @@ from .api import analyze, dataset, list_datasets, list_models, list_probes, mode
 from .results import open_result, save, validate
 from .targets import load_system
 from .batch import BatchSummary, batch, open_batch
+from .diagnose import Diagnosis, diagnose
+from .report import write_report
 from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
 
 __all__ = [
@@ -51,6 +53,9 @@ __all__ = [
     "model",
     "dataset",
     "load_system",
+    "diagnose",
+    "Diagnosis",
+    "write_report",
     "set_threads",
     "save",
     "open_result",

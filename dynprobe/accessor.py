@@ -42,7 +42,9 @@ class DynprobeAccessor:
         """(label, value) rows describing the result."""
         probe = _probe_of(self._ds)
         if probe.summary is None:
-            return [(str(k), str(v.values)) for k, v in self._ds.data_vars.items() if v.size == 1]
+            return [(str(v.attrs.get("long_name", k)), f"{v.values.item():.6g} {v.attrs.get('units', '')}".strip()
+                     if v.dtype.kind in "fiu" else str(v.values.item()))
+                    for k, v in self._ds.data_vars.items() if v.size == 1]
         return probe.summary(self._ds)
 
 

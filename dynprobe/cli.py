@@ -216,6 +216,73 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
     sys.exit(code)
 
 
+def _probe_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``probe.key=value`` items, coerced by each probe's annotations."""
+    from .errors import ProbeParameterError
+    from .registry import registry
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, text in parse_assignments(items).items():
+        probe_name, dot, name = key.partition(".")
+        if not dot:
+            raise ProbeParameterError(f"--param {key}={text}: expected PROBE.KEY=VALUE, e.g. lyapunov.k=8")
+        known = {p.name: p for p in registry().probe(probe_name).params}
+        if name not in known:
+            raise ProbeParameterError(f"--param {key}: probe {probe_name!r} has no parameter {name!r}; "
+                                      f"parameters: {', '.join(known)}")
+        out.setdefault(probe_name, {})[name] = coerce(text, known[name].annotation, name=key)
+    return out
+
+
+@cli.command("diagnose")
+@click.argument("model")
+@click.option("--input", "input_", default="zero", show_default=True,
+              help="zero, constant[:VALUE[,VALUE...]], feedback, or a .npy/.pt input sequence [time, batch, M]")
+@click.option("--report", default=None, help="HTML report path (default report-MODEL.html)")
+@click.option("--out", "-o", default=None, help="results DataTree (.nc or .zarr; default diagnosis-MODEL.nc)")
+@click.option("--probe", "probes", multiple=True, help="run only these probes (repeatable)")
+@click.option("--skip", multiple=True, help="do not run these probes (repeatable)")
+@click.option("--param", "-p", "param", multiple=True, help="PROBE.KEY=VALUE override (repeatable)")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
+@click.option("--model-param", "model_param", multiple=True, help="model factory argument KEY=VALUE")
+@click.option("--preset", default=None, help="a named preset of the model")
+@click.option("--factory", default=None, help="package.module:function building the module of a checkpoint")
+@click.option("--trust-pickle", is_flag=True, default=False, help="allow checkpoints holding pickled modules")
+@click.option("--threads", type=int, default=None, help="torch threads")
+def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, probes: tuple[str, ...],
+                 skip: tuple[str, ...], param: tuple[str, ...], seed: int, dtype: str, model_param: tuple[str, ...],
+                 preset: str | None, factory: str | None, trust_pickle: bool, threads: int | None) -> None:
+    """Run every probe that applies to MODEL; print the verdicts; write the report and results.
+
+    MODEL: a bundled model name, a checkpoint path, or package.module:factory.
+    """
+    from .api import set_threads
+    from .diagnose import diagnose
+    from .registry import registry
+    from .report import write_report
+    from .results import save
+    from .targets import load_system
+
+    try:
+        set_threads(threads)
+        model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in parse_assignments(model_param, what="--model-param").items()}
+        drive = None if input_ in ("zero", "autonomous") else input_
+        system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
+                             factory=factory, trust_pickle=trust_pickle)
+        names = list(probes) or [n for n in registry().probes() if n not in skip]
+        result = diagnose(system, probes=names, params=_probe_params(param), seed=seed)
+    except DynprobeError as err:
+        raise click.ClickException(str(err)) from err
+    _table(f"diagnosis — {system.describe()}", ["topic", "verdict", "evidence", "probe · reference"], result.rows())
+    if result.skipped or result.failed:
+        _table("not run", ["probe", "why"], [(n, r) for n, r in {**result.skipped, **result.failed}.items()])
+    stem = Path(model).stem.replace(":", "_")
+    out_path = save(result.tree, out or f"diagnosis-{stem}.nc")
+    report_path = write_report(result, report or f"report-{stem}.html")
+    _console().print(f"wrote {report_path} and {out_path} ({result.elapsed_s:.1f} s)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``dynprobe`` script."""
     try:

@@ -206,7 +206,8 @@ def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
 
 
 def parse_drive(text: str) -> Drive:
-    """Parse the CLI form: ``autonomous`` / ``zero``, ``constant:0.5`` or ``constant:0.1,0.2``,
+    """Parse the CLI form: ``autonomous`` / ``zero``, ``constant`` (1 on every input),
+    ``constant:0.5`` (0.5 on every input) or ``constant:0.1,0.2`` (one value per input),
     ``feedback``, or a path to a ``.npy`` / ``.pt`` file holding a sequence."""
     text = text.strip()
     if text in ("autonomous", "zero", "none"):
@@ -219,7 +220,7 @@ def parse_drive(text: str) -> Drive:
             values = [float(v) for v in rest.split(",")] if rest else [1.0]
         except ValueError as err:
             raise DriveError(f"drive {text!r}: expected constant:<number>[,<number>...]") from err
-        return constant(values)
+        return constant(values[0] if len(values) == 1 else values)  # one number: the same on every input
     from pathlib import Path
 
     path = Path(text)

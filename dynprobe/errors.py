@@ -19,6 +19,7 @@ __all__ = [
     "PluginError",
     "CheckpointError",
     "ConvergenceError",
+    "DatasetError",
     "did_you_mean",
 ]
 
@@ -63,6 +64,14 @@ class CheckpointError(DynprobeError, ValueError):
 
 class ConvergenceError(DynprobeError, ArithmeticError):
     """An iterative solver that did not converge; the message says how far it got."""
+
+
+class DatasetError(DynprobeError, OSError):
+    """A data set whose files are missing or malformed; the message says where it looked and
+    what to put there."""
+
+    def __str__(self) -> str:  # OSError would format errno-style otherwise
+        return str(self.args[0]) if self.args else ""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -15,6 +15,7 @@ system of an RNN under a constant input.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -136,6 +137,19 @@ class InitialState:
         return f"normal(center={center}, scale={self.scale})"
 
 
+def _fit_readout(
+    readout: Callable[[Tensor], Tensor] | None, dtype: torch.dtype, device: torch.device
+) -> Callable[[Tensor], Tensor] | None:
+    """An ``nn.Module`` readout whose floating tensors differ in dtype or device from the
+    System's, copied and cast; any other readout unchanged (a plain function is the user's)."""
+    if not isinstance(readout, torch.nn.Module):
+        return readout
+    tensors = [t for t in (*readout.parameters(), *readout.buffers()) if t.is_floating_point()]
+    if all(t.dtype == dtype and t.device == device for t in tensors):
+        return readout
+    return copy.deepcopy(readout).to(device=device, dtype=dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class _Spec:
     step: StepFn
@@ -231,6 +245,8 @@ class System:
             meta=dict(meta or {}),
         )
         self._drive = drive or autonomous()
+        if readout is not None:
+            self._spec = replace(self._spec, readout=_fit_readout(readout, self._dtype, self._device))
         self._drive.check(self)
 
     # ------------------------------------------------------------------ construction
@@ -493,8 +509,12 @@ class System:
         return self._replace(init=init)
 
     def with_readout(self, readout: Callable[[Tensor], Tensor] | None) -> System:
-        """A new System with the readout (state → output) replaced."""
-        return self._replace(readout=readout)
+        """A new System with the readout (state → output) replaced.
+
+        A readout that is an ``nn.Module`` (a trained ``nn.Linear`` head, say) is moved, as a
+        copy, to the System's dtype and device, so ``output(h)`` works on the System's states.
+        """
+        return self._replace(readout=_fit_readout(readout, self._dtype, self._device))
 
     def network(self, i: int) -> System:
         """The ``i``-th network of an ensemble as a single System."""
@@ -509,7 +529,8 @@ class System:
         params = {
             k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in self._params.items()
         }
-        return self._replace(params=params, dtype=dtype, device=device)
+        return self._replace(params=params, dtype=dtype, device=device,
+                             readout=_fit_readout(self._spec.readout, dtype, device))
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:

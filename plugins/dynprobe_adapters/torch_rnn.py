@@ -159,5 +159,7 @@ def wrap_torch_rnn(module: nn.Module, options: dict[str, Any]) -> System:
         name=options.get("name") or cfg.describe(),
         kind=f"torch:{cfg}",
         meta={"module": cfg.describe(), "adapter": "dynprobe_adapters.torch_rnn",
-              "dropout": float(getattr(module, "dropout", 0.0) or 0.0)},
+              "dropout": float(getattr(module, "dropout", 0.0) or 0.0),
+              "cell": cfg.mode, "num_layers": cfg.layers, "hidden_size": cfg.hidden, "bias": cfg.bias,
+              "proj_size": cfg.proj},
     )

@@ -13,7 +13,7 @@ from dynprobe import DatasetSpec
 
 __all__ = ["dynprobe_datasets"]
 
-_SUBMODULES: tuple[str, ...] = ()
+_SUBMODULES: tuple[str, ...] = ("adding", "mnist", "cifar", "digit_noise", "sine_generation", "relevant_symbols")
 
 
 @dynprobe.hookimpl

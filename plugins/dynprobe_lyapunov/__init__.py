@@ -58,7 +58,8 @@ def plot(ds: xr.Dataset) -> Any:
     ax1.errorbar(ds.exponent.values, mean.values, yerr=ds.exponent_stderr.values if "network" not in ds.dims else None,
                  fmt="o-", ms=3)
     ax1.axhline(0, color="k", lw=0.8)
-    ax1.set(xlabel="exponent index", ylabel="λ (1/step)", title="Lyapunov spectrum")
+    ax1.set(xlabel="exponent index", ylabel="λ (1/step)", title="Lyapunov spectrum (mean ± stderr)")
+    ax1.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     conv = ds.convergence.isel(sample=0)
     if "network" in conv.dims:
         conv = conv.isel(network=0)

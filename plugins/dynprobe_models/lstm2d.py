@@ -13,7 +13,7 @@ from torch import nn
 
 from dynprobe import ModelSpec
 
-__all__ = ["lstm2d_chaotic", "MODELS", "W_HH"]
+__all__ = ["lstm2d_chaotic", "MODELS", "W_HH", "FIG1_SWEEP"]
 
 W_HH = (
     ((-1.0, -4.0), (-3.0, -2.0)),  # W_hi
@@ -39,12 +39,25 @@ def lstm2d_chaotic(scale: float = 1.0, dtype: torch.dtype = torch.float64) -> nn
     return lstm
 
 
+FIG1_SWEEP = {
+    "path": "scale",
+    "values": "0.5:2.0:301",
+    "burn_in": 100,
+    "steps": 100,
+    "projection": "unit:0",
+    "spread": 100.0,
+}
+"""The paper's Fig. 1 sweep as ``bifurcation`` options: θ(s) = s·θ_true for s ∈ [0.5, 2], 200 steps
+with the first 100 discarded, the first output h₁ plotted, plus very spread initial states
+(std 100). Run it with ``dynprobe.run("bifurcation", system, sweep="lstm2d_chaotic")``."""
+
 MODELS = [
     ModelSpec(
         name="lstm2d_chaotic",
         factory=lstm2d_chaotic,
         doc="2-unit bias-free LSTM with a chaotic attractor at θ_true (the attractors paper's Fig. 1)",
         reference="attractors paper §4.1, Fig. 1",
-        system_defaults={"initial_state": [0.5, 0.5, 0.5, 0.5], "init_scale": 0.5, "drive": "autonomous"},
+        system_defaults={"initial_state": [0.5, 0.5, 0.5, 0.5], "init_scale": 0.5, "drive": "autonomous",
+                         "bifurcation": FIG1_SWEEP},
     )
 ]

@@ -1,0 +1,124 @@
+"""One self-contained HTML report of a :class:`~dynprobe.diagnose.Diagnosis`.
+
+Figures come from each probe's own ``plot(ds)`` and are embedded as base64 PNG, with inline
+CSS: the file opens anywhere, with no network access. Sections: verdicts, one per probe
+(figures, summary rows, parameters), skipped and failed probes, provenance.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .diagnose import Diagnosis
+from .registry import registry
+from .results import to_json
+
+__all__ = ["write_report", "render_report", "figure_png"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;width:100%}td,th{border:1px solid #ddd;padding:.35em .6em;
+text-align:left;vertical-align:top;font-size:.92em}th{background:#f5f5f5}
+.topic{font-weight:600;white-space:nowrap}.verdict{font-weight:600}.muted{color:#666;font-size:.9em}
+img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f5f5f5;padding:0 .2em}
+nav a{margin-right:1em}
+"""
+
+
+def figure_png(fig: Any, dpi: int = 110) -> bytes:
+    """PNG bytes of a matplotlib figure (closed afterwards)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _table(header: list[str], rows: list[tuple[str, ...]], classes: tuple[str, ...] = ()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = "".join(
+            f'<td class="{classes[i] if i < len(classes) else ""}">{html.escape(str(c))}</td>' for i, c in enumerate(row)
+        )
+        body.append(f"<tr>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _probe_section(name: str, ds: Any, params: dict[str, Any]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    spec = registry().probe(name)
+    parts = [f'<h2 id="probe-{name}">{html.escape(name)}</h2>',
+             f'<p class="muted">{html.escape(spec.doc)} — {html.escape(spec.reference)}</p>']
+    if spec.plot is not None:
+        try:
+            figures = spec.plot(ds)
+            for i, fig in enumerate(figures if isinstance(figures, (list, tuple)) else [figures]):
+                parts.append(_img(figure_png(fig), f"{name} figure {i + 1}"))
+        except Exception as err:  # noqa: BLE001 - a broken plot must not lose the report
+            parts.append(f'<p class="muted">figure failed: {html.escape(f"{type(err).__name__}: {err}")}</p>')
+    rows = ds.dynprobe.summary()
+    if rows:
+        parts.append(_table(["quantity", "value"], rows))
+    parts.append(f'<p class="muted">parameters: <code>{html.escape(to_json(params))}</code> · '
+                 f'{ds.attrs.get("elapsed_s", 0):.2f} s</p>')
+    return "\n".join(parts)
+
+
+def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
+    """The report as an HTML string."""
+    import dynprobe
+
+    system = diagnosis.system
+    title = title or f"dynprobe diagnosis — {system.name}"
+    probes = list(diagnosis.tree.children)
+    nav = " ".join(f'<a href="#{a}">{b}</a>' for a, b in
+                   [("verdicts", "verdicts")] + [(f"probe-{p}", p) for p in probes] + [("provenance", "provenance")])
+    out = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>", f'<p class="muted">{html.escape(system.describe())}</p>', f"<nav>{nav}</nav>",
+        '<h2 id="verdicts">Verdicts</h2>',
+        _table(["topic", "verdict", "evidence", "probe · reference"], diagnosis.rows(),
+               classes=("topic", "verdict", "", "muted")),
+    ]
+    for name in probes:
+        out.append(_probe_section(name, diagnosis.tree[name].to_dataset(), diagnosis.params.get(name, {})))
+    if diagnosis.skipped or diagnosis.failed:
+        out.append('<h2 id="skipped">Skipped and failed</h2>')
+        rows = [(n, "skipped", r) for n, r in diagnosis.skipped.items()] + [(n, "failed", e) for n, e in diagnosis.failed.items()]
+        out.append(_table(["probe", "status", "reason"], rows))
+    plugins = ", ".join(f"{n} ({v})" for n, v in registry().plugins)
+    prov = [
+        ("dynprobe", dynprobe.__version__), ("torch", str(torch.__version__)), ("python", platform.python_version()),
+        ("platform", platform.platform()), ("system", system.describe()), ("model fingerprint", system.fingerprint()),
+        ("dtype / device", f"{str(system.dtype).removeprefix('torch.')} / {system.device}"), ("plugins", plugins),
+        ("wall time", f"{diagnosis.elapsed_s:.1f} s"),
+        ("created (UTC)", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
+    ]
+    out += ['<h2 id="provenance">Provenance</h2>', _table(["item", "value"], prov), "</body></html>"]
+    return "\n".join(out)
+
+
+def write_report(diagnosis: Diagnosis, path: str | Path, *, title: str | None = None) -> Path:
+    """Write the self-contained HTML report to ``path``."""
+    path = Path(path)
+    path.write_text(render_report(diagnosis, title=title), encoding="utf-8")
+    return path

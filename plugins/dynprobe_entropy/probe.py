@@ -1,0 +1,211 @@
+"""The ``entropy`` probe: how the entropy of an ensemble of states changes along trajectories.
+
+References
+----------
+Attractors paper (``attractors-and-smoothness-rnn-training.txt``) §3.1 (entropy of the internal
+states, eq. 3–4, Fig. 3), §3.2 (Def. 1, contractive systems), supplement B (proof of eq. 4).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from dynprobe import System
+from dynprobe.errors import ProbeParameterError
+
+from .knn import kl_entropy
+from .lipschitz import contractivity, spectral_norms, weight_norm_bound
+from .rate import jacobian_stats
+
+__all__ = ["entropy"]
+
+
+def entropy(
+    system: System,
+    *,
+    samples: int = 128,
+    steps: int = 20,
+    perturb: float = 0.1,
+    power_iters: int = 30,
+    knn: bool = False,
+    knn_times: Sequence[int] | None = None,
+    knn_k: int = 3,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Entropy change of an ensemble along trajectories, the bounds of eq. 4, L_f and Def. 1.
+
+    ``samples`` initial states (from the System's ``init``) are iterated ``steps`` steps. At
+    every visited state the closed-loop Jacobian J gives log|det J|; for an injective step the
+    change of variables makes the ensemble's differential entropy change *exactly*
+    H_{t+1} − H_t = E[log|det J(h_t)|] (``rate``), accumulated into H_t − H_0
+    (``entropy_change``). Where det J = 0 at a visited state the step is not invertible there:
+    the rate is −inf and ``invertible`` is false (global injectivity is not checked).
+
+    **The two brackets of eq. 4.** Since log|det J| = Σᵢ log σᵢ(J),
+    N log σ_min ≤ log|det J| ≤ N log σ_max at every state. The paper prints
+    H_t + N log L_f ≤ H_{t+1}; as a *lower* bound this holds when L_f is the smallest stretching
+    factor of f over the region — the co-Lipschitz constant, min σ_min(J) — and with the
+    Lipschitz constant L_f = max ‖J‖₂ = max σ_max the inequality runs the other way,
+    H_{t+1} ≤ H_t + N log L_f. Both brackets are reported, estimated over the ensemble's visited
+    states at each step (``rate_lower``, ``rate_upper``), and the exact rate lies between them.
+
+    **Lipschitz constant.** ``lipschitz_lower`` = max ‖J(h)‖₂ over the visited states and as many
+    states perturbed by ``perturb`` × the ensemble's spread (power iteration, a lower bound on
+    L_f over any region containing them); ``lipschitz_upper`` from weight norms where the cell
+    allows (Elman RNN: ‖W‖₂·sup|φ′|; one-layer LSTM: a row-sum bound on its invariant box), and
+    the contractivity verdict of Def. 1: contractive / not_contractive / undetermined.
+
+    Parameters
+    ----------
+    system
+        A single System (no ensemble axis); its drive is applied (constant inputs for the
+        induced autonomous system of the paper).
+    samples, steps
+        Ensemble size and number of steps.
+    perturb
+        Size of the perturbations (relative to the per-coordinate spread of the visited
+        states, plus 1e-3) at which ‖J‖₂ is also evaluated.
+    power_iters
+        Power-iteration steps per state.
+    knn, knn_times, knn_k
+        Optionally estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
+        estimator at the times ``knn_times`` (default: 0, steps // 2, steps). It follows the
+        exact change while the ensemble keeps full dimension; once the states collapse onto a
+        lower-dimensional attractor the exact H_t heads to −∞ and the finite-sample estimate
+        lags far behind — a sign of that collapse, not an error in either.
+    seed
+        Seeds the initial states and the power iteration.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``rate[time]``, ``rate_lower[time]``, ``rate_upper[time]``, ``entropy_change[time]``,
+        ``change_lower[time]``, ``change_upper[time]`` (nats; time = steps taken, 1 … steps),
+        ``log_det``, ``sigma_min``, ``sigma_max`` per ``[sample, time]`` (state before the step),
+        ``diverged[sample]``, ``co_lipschitz``, ``lipschitz_visited``, ``lipschitz_lower``,
+        ``lipschitz_upper`` (NaN when ``has_upper_bound`` is false), ``invertible``,
+        ``contractivity``; with ``knn``: ``knn_entropy[knn_time]``, ``knn_change[knn_time]``.
+
+    References
+    ----------
+    Attractors paper §3.1–3.2 and supplement B; Kozachenko & Leonenko (1987).
+
+    Example
+    -------
+    >>> ds = dynprobe.run("entropy", dynprobe.wrap(nn.RNN(2, 8), dtype=torch.float64))
+    >>> str(ds.contractivity.values)
+    """
+    if system.networks is not None:
+        raise ProbeParameterError(
+            f"probe 'entropy': {system.name} is an ensemble of {system.networks}; run it on one network (system.network(i))"
+        )
+    if samples < 2 or steps < 1 or power_iters < 1 or not perturb >= 0:
+        raise ProbeParameterError(
+            f"probe 'entropy': need samples >= 2, steps >= 1, power_iters >= 1, perturb >= 0 "
+            f"(got {samples}, {steps}, {power_iters}, {perturb})"
+        )
+    times = sorted({0, steps // 2, steps} if knn_times is None else {int(t) for t in knn_times})
+    if knn and (times[0] < 0 or times[-1] > steps or not 1 <= knn_k < samples):
+        raise ProbeParameterError(
+            f"probe 'entropy': knn_times must lie in 0..steps={steps} and 1 <= knn_k < samples (got {times}, {knn_k})"
+        )
+    system.check_run(steps)
+    n = system.state_dim
+    stats = jacobian_stats(system, system.initial_state(samples, seed=seed), steps)
+    good = ~stats.diverged
+    if not bool(good.any()):
+        raise ProbeParameterError(f"probe 'entropy': every trajectory of {system.name} diverged; start closer to the attractor")
+    if bool(stats.diverged.any()):
+        warnings.warn(
+            f"entropy: {int(stats.diverged.sum())} of {samples} trajectories diverged; they are flagged in 'diverged' "
+            "and left out of the rates", RuntimeWarning, stacklevel=3,
+        )
+    ld, lo, hi = (x[:, good] for x in (stats.log_det, stats.sigma_min, stats.sigma_max))
+    rate = ld.mean(dim=1)
+    rate_lower = n * torch.log(lo.amin(dim=1))
+    rate_upper = n * torch.log(hi.amax(dim=1))
+
+    visited = stats.states[:-1][:, good]  # [steps, B', N]
+    spread = visited.reshape(-1, n).std(dim=0) + 1e-3
+    gen = torch.Generator().manual_seed(int(seed) + 17)
+    noise = torch.randn(visited.shape, generator=gen, dtype=torch.float64).to(visited)
+    sig_v, sig_p = [], []
+    with torch.no_grad():
+        for t in range(steps):
+            sig_v.append(spectral_norms(system, visited[t], t, iters=power_iters, seed=seed + t))
+            sig_p.append(spectral_norms(system, visited[t] + perturb * spread * noise[t], t, iters=power_iters, seed=seed + t))
+    lip_lower = float(torch.stack(sig_v + sig_p).max())
+    bound = weight_norm_bound(system)
+    verdict, reason = contractivity(bound, lip_lower)
+
+    data = _variables(stats, rate, rate_lower, rate_upper)
+    scalars = {
+        "co_lipschitz": (float(lo.min()), "smallest singular value of J over the visited states (co-Lipschitz estimate)"),
+        "lipschitz_visited": (float(hi.max()), "largest singular value of J over the visited states"),
+        "lipschitz_lower": (lip_lower, "lower bound on L_f: max ||J||_2 over visited and perturbed states"),
+        "lipschitz_upper": (bound.value, "upper bound on L_f from weight norms (NaN: no bound, see has_upper_bound)"),
+    }
+    for name, (value, long_name) in scalars.items():
+        data[name] = ((), value, {"long_name": long_name, "units": "1"})
+    data["has_upper_bound"] = ((), bound.available, {"long_name": "a weight-norm upper bound exists", "units": "1"})
+    invertible = bool(torch.isfinite(ld).all())
+    data["invertible"] = ((), invertible, {"long_name": "det J != 0 at every visited state", "units": "1"})
+    data["contractivity"] = ((), verdict, {"long_name": "contractivity verdict (Def. 1)", "units": "1"})
+    coords = {
+        "time": ("time", np.arange(1, steps + 1), {"long_name": "steps taken", "units": "step"}),
+        "sample": ("sample", np.arange(samples), {"long_name": "initial condition", "units": "1"}),
+    }
+    if knn:
+        states = stats.states[:, good]
+        est = np.array([kl_entropy(states[t], k=knn_k) for t in times])
+        coords["knn_time"] = ("knn_time", np.asarray(times), {"long_name": "steps taken", "units": "step"})
+        data["knn_entropy"] = ("knn_time", est, {"long_name": "Kozachenko-Leonenko entropy estimate", "units": "nats"})
+        data["knn_change"] = ("knn_time", est - est[0] if times[0] == 0 else est - kl_entropy(states[0], k=knn_k),
+                              {"long_name": "Kozachenko-Leonenko estimate of H_t - H_0", "units": "nats"})
+    return xr.Dataset(
+        data,
+        coords=coords,
+        attrs={
+            "state_dim": n,
+            "steps": int(steps),
+            "samples": int(samples),
+            "rate_method": "change of variables: E[log|det J|] (exact for injective steps; injectivity not checked)",
+            "singular_values": stats.svd_method,
+            "lipschitz_upper_norm": bound.norm,
+            "lipschitz_upper_method": bound.method,
+            "contractivity_reason": reason,
+            "perturb": float(perturb),
+            "power_iters": int(power_iters),
+            "knn_k": int(knn_k) if knn else 0,
+        },
+    )
+
+
+def _variables(stats, rate, rate_lower, rate_upper) -> dict:
+    per = {"units": "nats/step"}
+    cum = {"units": "nats"}
+
+    def np_(x: torch.Tensor) -> np.ndarray:
+        return x.detach().cpu().numpy().astype(np.float64)
+
+    st = ("sample", "time")
+    return {
+        "rate": ("time", np_(rate), {"long_name": "entropy rate E[log|det J|] (H_t - H_{t-1})", **per}),
+        "rate_lower": ("time", np_(rate_lower), {"long_name": "N log min sigma_min(J): lower bracket of eq. 4 "
+                                                  "(co-Lipschitz)", **per}),
+        "rate_upper": ("time", np_(rate_upper), {"long_name": "N log max sigma_max(J): upper bracket of eq. 4 "
+                                                  "(Lipschitz)", **per}),
+        "entropy_change": ("time", np.cumsum(np_(rate)), {"long_name": "H_t - H_0", **cum}),
+        "change_lower": ("time", np.cumsum(np_(rate_lower)), {"long_name": "lower bound on H_t - H_0", **cum}),
+        "change_upper": ("time", np.cumsum(np_(rate_upper)), {"long_name": "upper bound on H_t - H_0", **cum}),
+        "log_det": (st, np_(stats.log_det.T), {"long_name": "log|det J| at the state before the step", **per}),
+        "sigma_min": (st, np_(stats.sigma_min.T), {"long_name": "smallest singular value of J", "units": "1"}),
+        "sigma_max": (st, np_(stats.sigma_max.T), {"long_name": "largest singular value of J", "units": "1"}),
+        "diverged": ("sample", stats.diverged.cpu().numpy(), {"long_name": "trajectory escaped", "units": "1"}),
+    }
+

@@ -1,0 +1,113 @@
+"""diagnose: runs what applies, skips with reasons, survives failures, writes a self-contained report."""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+import types
+from html.parser import HTMLParser
+
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+
+import dynprobe
+from dynprobe.cli import cli
+from dynprobe.registry import Registry
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+        self.images: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.append(attrs["id"])
+        if tag == "img":
+            self.images.append(attrs["src"])
+        for key in ("src", "href"):
+            if key in attrs and re.match(r"https?://", attrs[key] or ""):
+                self.external.append(attrs[key])
+
+
+def _png_size(src: str) -> tuple[int, int, int]:
+    assert src.startswith("data:image/png;base64,")
+    data = base64.b64decode(src.split(",", 1)[1])
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height, len(data)
+
+
+def test_report_is_self_contained_with_every_section(tmp_path):
+    result = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"), probes=["lyapunov"],
+                               params={"lyapunov": {"steps": 1500, "samples": 2}})
+    path = dynprobe.write_report(result, tmp_path / "r.html")
+    parser = _Collect()
+    parser.feed(path.read_text())
+    assert {"verdicts", "probe-lyapunov", "provenance"} <= set(parser.ids)
+    assert parser.external == []
+    assert parser.images
+    for src in parser.images:
+        width, height, size = _png_size(src)
+        assert width > 300 and height > 200 and size > 10_000
+    assert any(v.topic == "regime" and v.verdict == "chaotic" for v in result.verdicts)
+
+
+def _plugin(*probes):
+    mod = types.ModuleType("diag_test_plugin")
+
+    @dynprobe.hookimpl
+    def dynprobe_probes():
+        return list(probes)
+
+    mod.dynprobe_probes = dynprobe_probes
+    return mod
+
+
+def test_skips_with_reasons_and_keeps_going_after_a_failure(inline_registry):
+    def needs(system, *, data: str) -> xr.Dataset:
+        """Needs a data set."""
+        return xr.Dataset()
+
+    def boom(system, *, seed: int = 0) -> xr.Dataset:
+        """Always fails."""
+        raise RuntimeError("kaboom")
+
+    def ok(system, *, seed: int = 0) -> xr.Dataset:
+        """Works."""
+        return xr.Dataset({"x": ((), float(seed), {"long_name": "x", "units": "1"})})
+
+    inline_registry(_plugin(
+        dynprobe.Probe("needs", needs),
+        dynprobe.Probe("boom", boom),
+        dynprobe.Probe("ok", ok, verdicts=lambda ds: [dynprobe.Verdict("regime", "fine", "x=0", "none")]),
+        dynprobe.Probe("one_d", ok, applies=lambda s: "needs a 1-D map" if s.state_dim != 1 else None),
+    ))
+    system = dynprobe.System.from_step(lambda h, u, p: 0.5 * h, state_dim=2)
+    with pytest.warns(RuntimeWarning, match="kaboom"):
+        result = dynprobe.diagnose(system, seed=4)
+    assert result.skipped == {"needs": "needs parameters data (pass them with --param needs.data=...)",
+                              "one_d": "needs a 1-D map"}
+    assert "kaboom" in result.failed["boom"]
+    assert float(result.tree["ok"].x) == 4.0
+    assert result.rows() == [("regime", "fine", "x=0", "ok · none")]
+
+
+def test_cli_diagnose_prints_verdicts_and_writes_both_files(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["diagnose", "lstm2d_chaotic", "--probe", "lyapunov", "-p", "lyapunov.steps=1200",
+                                   "--report", "r.html", "--out", "d.nc"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "chaotic" in res.output and (tmp_path / "r.html").exists()
+    tree = dynprobe.open_result(tmp_path / "d.nc")
+    assert tree["lyapunov"].attrs["steps"] == 1200
+
+
+def test_cli_diagnose_param_errors_are_one_line(tmp_path):
+    res = CliRunner().invoke(cli, ["diagnose", "lstm2d_chaotic", "-p", "lyapunov.stepz=3"], terminal_width=300)
+    assert res.exit_code != 0 and "probe 'lyapunov' has no parameter 'stepz'" in res.output
