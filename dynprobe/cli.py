@@ -17,7 +17,7 @@ import click
 import torch
 
 from .errors import DynprobeError
-from .options import coerce, parse_assignments
+from .options import coerce, parse_assignments, probe_assignments
 from .specs import Probe, ProbeParam
 
 __all__ = ["main", "cli"]
@@ -216,24 +216,6 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
     sys.exit(code)
 
 
-def _probe_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``probe.key=value`` items, coerced by each probe's annotations."""
-    from .errors import ProbeParameterError
-    from .registry import registry
-
-    out: dict[str, dict[str, Any]] = {}
-    for key, text in parse_assignments(items).items():
-        probe_name, dot, name = key.partition(".")
-        if not dot:
-            raise ProbeParameterError(f"--param {key}={text}: expected PROBE.KEY=VALUE, e.g. lyapunov.k=8")
-        known = {p.name: p for p in registry().probe(probe_name).params}
-        if name not in known:
-            raise ProbeParameterError(f"--param {key}: probe {probe_name!r} has no parameter {name!r}; "
-                                      f"parameters: {', '.join(known)}")
-        out.setdefault(probe_name, {})[name] = coerce(text, known[name].annotation, name=key)
-    return out
-
-
 @cli.command("diagnose")
 @click.argument("model")
 @click.option("--input", "input_", default="zero", show_default=True,
@@ -271,7 +253,7 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
         system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
                              factory=factory, trust_pickle=trust_pickle)
         names = list(probes) or [n for n in registry().probes() if n not in skip]
-        result = diagnose(system, probes=names, params=_probe_params(param), seed=seed)
+        result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed)
     except DynprobeError as err:
         raise click.ClickException(str(err)) from err
     _table(f"diagnosis — {system.describe()}", ["topic", "verdict", "evidence", "probe · reference"], result.rows())

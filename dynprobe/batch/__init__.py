@@ -18,33 +18,7 @@ from typing import Any
 from .driver import BatchSummary, batch, expand_paths
 from .store import open_batch
 
-__all__ = ["batch", "open_batch", "BatchSummary", "expand_paths", "parse_probe_params", "run_command"]
-
-
-def parse_probe_params(items: Sequence[str], probes: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``["lyapunov.k=8", ...]`` → ``{"lyapunov": {"k": 8}}``, each value converted by the
-    type annotation of the probe's parameter. With a single probe the ``probe.`` may be left out."""
-    from ..errors import ProbeParameterError, did_you_mean
-    from ..options import coerce, parse_assignments
-    from ..registry import registry
-
-    out: dict[str, dict[str, Any]] = {}
-    for key, text in parse_assignments(list(items)).items():
-        name, dot, param = key.partition(".")
-        if not dot:
-            if len(probes) != 1:
-                raise ProbeParameterError(
-                    f"--param {key}={text}: name the probe, e.g. --param {probes[0]}.{key}={text}")
-            name, param = probes[0], key
-        if name not in probes:
-            raise ProbeParameterError(f"--param {key}={text}: probe {name!r} is not run; probes: {', '.join(probes)}"
-                                      f"{did_you_mean(name, probes)}")
-        known = {p.name: p for p in registry().probe(name).params}
-        if param not in known:
-            raise ProbeParameterError(f"--param {key}={text}: probe {name!r} has no parameter {param!r}; parameters: "
-                                      f"{', '.join(known)}{did_you_mean(param, known)}")
-        out.setdefault(name, {})[param] = coerce(text, known[param].annotation, name=key)
-    return out
+__all__ = ["batch", "open_batch", "BatchSummary", "expand_paths", "run_command"]
 
 
 def run_command(paths: Sequence[str], probes: Sequence[str], out: str, params: Sequence[str], **options: Any) -> int:
@@ -52,7 +26,9 @@ def run_command(paths: Sequence[str], probes: Sequence[str], out: str, params: S
     status is 1 when a checkpoint failed (its error is recorded in the store), else 0."""
     import click
 
-    summary = batch(list(paths), list(probes), out, probe_params=parse_probe_params(params, list(probes)), **options)
+    from ..options import probe_assignments
+
+    summary = batch(list(paths), list(probes), out, probe_params=probe_assignments(params, list(probes)), **options)
     for line in summary.failures:
         click.echo(f"failed: {line}", err=True)
     click.echo(f"dynprobe batch: {summary.line()}")
