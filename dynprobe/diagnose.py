@@ -17,7 +17,7 @@ import xarray as xr
 from torch import nn
 
 from .api import run, wrap
-from .errors import DynprobeError
+from .errors import DynprobeError, NotApplicable
 from .registry import registry
 from .specs import Verdict
 from .system import System
@@ -58,7 +58,13 @@ def _plan(system: System, probes: Iterable[str] | None, params: Mapping[str, Map
         if reason:
             skipped[name] = reason
             continue
-        chosen = dict(spec.suggest(system)) if spec.suggest is not None else {}
+        try:
+            chosen = dict(spec.suggest(system)) if spec.suggest is not None else {}
+        except NotApplicable as reason_err:
+            if name not in params:  # the user's own parameters may make it apply: run it then
+                skipped[name] = str(reason_err)
+                continue
+            chosen = {}
         chosen.update(params.get(name, {}))
         missing = [p.name for p in spec.params if p.required and p.name not in chosen]
         if missing:

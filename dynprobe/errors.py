@@ -20,6 +20,7 @@ __all__ = [
     "CheckpointError",
     "ConvergenceError",
     "DatasetError",
+    "NotApplicable",
     "did_you_mean",
 ]
 
@@ -72,6 +73,11 @@ class DatasetError(DynprobeError, OSError):
 
     def __str__(self) -> str:  # OSError would format errno-style otherwise
         return str(self.args[0]) if self.args else ""
+
+
+class NotApplicable(DynprobeError):
+    """Raised by a probe's ``suggest(system)`` when no defaults make it apply to that system;
+    the message is the reason ``diagnose`` shows (e.g. which parameter to pass)."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -70,7 +70,8 @@ class Probe:
         ``system`` (e.g. "needs a 1-D map"), or ``None`` when it does.
     suggest
         Optional ``suggest(system) -> dict``: parameter defaults scaled to the system's size,
-        used by ``diagnose``.
+        used by ``diagnose``; raises :class:`~dynprobe.errors.NotApplicable` with the reason when
+        no defaults fit (e.g. the probe needs the task the model was trained on).
     summary
         Optional ``summary(ds) -> list[tuple[str, str]]``: (label, value) rows for terminals.
     verdicts

@@ -111,3 +111,26 @@ def test_cli_diagnose_prints_verdicts_and_writes_both_files(tmp_path, monkeypatc
 def test_cli_diagnose_param_errors_are_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["diagnose", "lstm2d_chaotic", "-p", "lyapunov.stepz=3"], terminal_width=300)
     assert res.exit_code != 0 and "probe 'lyapunov' has no parameter 'stepz'" in res.output
+
+
+def test_suggest_may_decline_and_user_parameters_override(inline_registry):
+    from dynprobe.errors import NotApplicable
+
+    def task_probe(system, *, data: str = "adding", seed: int = 0) -> xr.Dataset:
+        """Needs a task."""
+        return xr.Dataset({"x": ((), 1.0, {"long_name": "x", "units": "1"})}, attrs={"data": data})
+
+    def decline(system):
+        raise NotApplicable("needs the task the model was trained on")
+
+    inline_registry(_plugin(dynprobe.Probe("task_probe", task_probe, suggest=decline)))
+    system = dynprobe.System.from_step(lambda h, u, p: 0.5 * h, state_dim=2)
+    assert dynprobe.diagnose(system).skipped == {"task_probe": "needs the task the model was trained on"}
+    ran = dynprobe.diagnose(system, params={"task_probe": {"data": "mine"}})
+    assert ran.tree["task_probe"].attrs["data"] == "mine" and not ran.skipped
+
+
+def test_trainability_probes_are_skipped_without_a_fitting_task():
+    result = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"), probes=["gradient_propagation", "hessian"])
+    assert set(result.skipped) == {"gradient_propagation", "hessian"}
+    assert "--param hessian.data=NAME" in result.skipped["hessian"] and not result.failed

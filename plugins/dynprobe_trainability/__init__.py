@@ -81,11 +81,28 @@ def hessian_plot(ds: xr.Dataset) -> Any:
     return fig
 
 
+def _suggest(probe: str) -> Any:
+    def suggest(system: dynprobe.System) -> dict[str, Any]:
+        """The default task only when its inputs fit; otherwise the user must name the task."""
+        from dynprobe.errors import NotApplicable
+
+        channels = dynprobe.dataset("adding", T=2, samples=1).inputs.shape[-1]
+        if system.input_dim != channels:
+            raise NotApplicable(
+                f"needs the task the model was trained on: pass --param {probe}.data=NAME with a data set of "
+                f"{system.input_dim} input(s) (the default 'adding' has {channels})"
+            )
+        return {"batch": 32}
+
+    return suggest
+
+
 @dynprobe.hookimpl
 def dynprobe_probes() -> list[Probe]:
     return [
         Probe(name="gradient_propagation", run=gradient_propagation, plot=gradient_plot, summary=gradient_summary,
+              suggest=_suggest("gradient_propagation"),
               reference="fading-memory paper §2.2, §3 eq. 15, Fig. 2D"),
-        Probe(name="hessian", run=hessian, plot=hessian_plot, summary=hessian_summary,
+        Probe(name="hessian", run=hessian, plot=hessian_plot, summary=hessian_summary, suggest=_suggest("hessian"),
               reference="fading-memory paper §2.2 eq. 6-9, Fig. 2C (Lanczos on Hessian-vector products)"),
     ]
