@@ -27,6 +27,7 @@ from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
 from .results import open_result, save, validate
 from .targets import load_system
+from .batch import BatchSummary, batch, open_batch
 from .diagnose import Diagnosis, diagnose
 from .report import write_report
 from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
@@ -89,6 +90,9 @@ __all__ = [
     "save",
     "open_result",
     "validate",
+    "batch",
+    "open_batch",
+    "BatchSummary",
     "Probe",
     "Verdict",
     "ModelSpec",

@@ -2,7 +2,8 @@
 
 ``dynprobe list [probes|models|datasets]``, ``dynprobe plugins``, and
 ``dynprobe run PROBE MODEL [options]`` where each probe's options are generated from its run
-function's signature (``dynprobe run lyapunov --help``), plus ``--param key=value``.
+function's signature (``dynprobe run lyapunov --help``), plus ``--param key=value``, and
+``dynprobe batch PATH_OR_GLOB... --probe NAME --out STORE`` (logic in :mod:`dynprobe.batch`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import click
 import torch
 
 from .errors import DynprobeError
-from .options import coerce, parse_assignments
+from .options import coerce, parse_assignments, probe_assignments
 from .specs import Probe, ProbeParam
 
 __all__ = ["main", "cli"]
@@ -186,22 +187,33 @@ def plugins_cmd() -> None:
 cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dataset."))
 
 
-def _probe_params(items: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``probe.key=value`` items, coerced by each probe's annotations."""
-    from .errors import ProbeParameterError
-    from .registry import registry
+@cli.command("batch")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH_OR_GLOB...")
+@click.option("--probe", "-P", "probes", multiple=True, required=True, help="probe to run (repeatable)")
+@click.option("--out", "-o", required=True, help="the Zarr store to write or resume (e.g. runs.zarr)")
+@click.option("--param", "-p", "params", multiple=True, help="probe parameter PROBE.KEY=VALUE (repeatable)")
+@click.option("--workers", type=int, default=None, help="local worker processes [default: one per core]")
+@click.option("--scheduler", default=None, help="address of a running Dask scheduler, tcp://host:port")
+@click.option("--factory", default=None, help="package.module:function building the module of the checkpoints")
+@click.option("--trust-pickle", is_flag=True, help="allow checkpoints holding pickled modules (runs their code)")
+@click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default=None, help="of plain nn.RNN checkpoints")
+@click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
+@click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
+@click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
+def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...],
+              **options: Any) -> None:
+    """Run probes over many checkpoints on Dask into a resumable Zarr store.
 
-    out: dict[str, dict[str, Any]] = {}
-    for key, text in parse_assignments(items).items():
-        probe_name, dot, name = key.partition(".")
-        if not dot:
-            raise ProbeParameterError(f"--param {key}={text}: expected PROBE.KEY=VALUE, e.g. lyapunov.k=8")
-        known = {p.name: p for p in registry().probe(probe_name).params}
-        if name not in known:
-            raise ProbeParameterError(f"--param {key}: probe {probe_name!r} has no parameter {name!r}; "
-                                      f"parameters: {', '.join(known)}")
-        out.setdefault(probe_name, {})[name] = coerce(text, known[name].annotation, name=key)
-    return out
+    Re-running the same command skips results already complete for unchanged files. Exit
+    status 1 when a checkpoint failed (its error is recorded in the store's index).
+    """
+    from .batch import run_command
+
+    try:
+        code = run_command(paths, probes, out, params, **options)
+    except DynprobeError as err:
+        raise click.ClickException(str(err)) from err
+    sys.exit(code)
 
 
 @cli.command("diagnose")
@@ -241,7 +253,7 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
         system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
                              factory=factory, trust_pickle=trust_pickle)
         names = list(probes) or [n for n in registry().probes() if n not in skip]
-        result = diagnose(system, probes=names, params=_probe_params(param), seed=seed)
+        result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed)
     except DynprobeError as err:
         raise click.ClickException(str(err)) from err
     _table(f"diagnosis — {system.describe()}", ["topic", "verdict", "evidence", "probe · reference"], result.rows())

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ast
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 from .errors import ProbeParameterError
 
-__all__ = ["coerce", "parse_assignments"]
+__all__ = ["coerce", "parse_assignments", "probe_assignments"]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -99,4 +100,29 @@ def parse_assignments(items: tuple[str, ...] | list[str], *, what: str = "--para
         if not sep or not key.strip():
             raise ProbeParameterError(f"{what} {item!r}: expected KEY=VALUE")
         out[key.strip()] = value.strip()
+    return out
+
+
+def probe_assignments(items: Sequence[str], probes: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """``["lyapunov.k=8", ...]`` → ``{"lyapunov": {"k": 8}}``, each value converted by the type
+    annotation of the probe's parameter. ``probes``: the probes being run — a key for another
+    probe is then an error, and with a single probe the ``PROBE.`` may be left out."""
+    from .errors import did_you_mean
+    from .registry import registry
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, text in parse_assignments(list(items)).items():
+        name, dot, param = key.partition(".")
+        if not dot:
+            if probes is None or len(probes) != 1:
+                raise ProbeParameterError(f"--param {key}={text}: expected PROBE.KEY=VALUE, e.g. lyapunov.{key}={text}")
+            name, param = probes[0], key
+        if probes is not None and name not in probes:
+            raise ProbeParameterError(f"--param {key}={text}: probe {name!r} is not run; probes: {', '.join(probes)}"
+                                      f"{did_you_mean(name, probes)}")
+        known = {p.name: p for p in registry().probe(name).params}
+        if param not in known:
+            raise ProbeParameterError(f"--param {key}={text}: probe {name!r} has no parameter {param!r}; parameters: "
+                                      f"{', '.join(known)}{did_you_mean(param, known)}")
+        out.setdefault(name, {})[param] = coerce(text, known[param].annotation, name=key)
     return out

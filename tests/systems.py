@@ -39,3 +39,16 @@ def henon_system(a: float = 1.4, b: float = 0.3) -> dynprobe.System:
         init=dynprobe.InitialState(scale=0.1),
         name="henon",
     )
+
+
+def tent_system() -> dynprobe.System:
+    """The tent map 2x (x <= 1/2), 2(1 - x) beyond, on the whole line, as a ReLU network
+    2 relu(x) - 2 relu(-x) - 4 relu(x - 1/2) (so the period3 probe treats it exactly)."""
+    from dynprobe_models.feedforward1d import feedforward_system
+
+    d = torch.float64
+    return feedforward_system(
+        [torch.tensor([[1.0], [-1.0], [1.0]], dtype=d), torch.tensor([[2.0, -2.0, -4.0]], dtype=d)],
+        [torch.tensor([0.0, 0.0, -0.5], dtype=d), torch.tensor([0.0], dtype=d)],
+        ["relu", "identity"], name="tent",
+    )

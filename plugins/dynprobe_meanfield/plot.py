@@ -51,7 +51,7 @@ def phase_diagram(ds: xr.Dataset, ax: Any = None, *, var: str = "chi_1", mark: M
         norm, cmap = None, "viridis"
     mesh = ax.pcolormesh(ds[x].values, ds[y].values, np.ma.masked_invalid(values), norm=norm, cmap=cmap,
                          shading="nearest")
-    ax.figure.colorbar(mesh, ax=ax, label=_label(da)[:40])
+    ax.figure.colorbar(mesh, ax=ax, label={"tau": "tau (steps)"}.get(var, var))
     if "chi_1" in ds:
         chi = ds["chi_1"].transpose(y, x).values
         if np.nanmin(chi) < 1 < np.nanmax(chi):
@@ -61,7 +61,7 @@ def phase_diagram(ds: xr.Dataset, ax: Any = None, *, var: str = "chi_1", mark: M
         ax.plot([mark[x]], [mark[y]], marker="*", ms=14, color="gold", mec="k", ls="", label="this network")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
-    ax.set(xlabel=_label(ds[x]), ylabel=_label(ds[y]))
+    ax.set(xlabel=x, ylabel=y)  # the coordinate names (sigma_w, mu_b, ...) read best on a small axis
     return ax
 
 

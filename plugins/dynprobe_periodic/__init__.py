@@ -1,0 +1,98 @@
+"""Bundled plugin: periodic orbits and Li–Yorke chaos (``period3``), ``scrambling`` and
+``linear_regions`` — the scrambling paper's measurements, for 1-D maps and beyond.
+
+``find_periodic_orbits(system, p, starts)`` is the n-D orbit finder as a plain function (for
+other probes, e.g. to verify periods seen in a bifurcation sweep).
+
+Reference: scrambling paper (``scrambling-li-yorke-chaos-random-rnns.txt``) §3–5.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import dynprobe
+from dynprobe import Probe, System
+
+from .feedforward import feedforward_spec
+from .newton import PeriodicOrbits, find_periodic_orbits
+from .period3 import period3
+from .plots import plot_linear_regions, plot_period3, plot_scrambling
+from .regions import linear_regions
+from .scrambling import scrambling
+from .verdicts import (
+    period3_summary,
+    period3_verdicts,
+    regions_summary,
+    regions_verdicts,
+    scrambling_summary,
+    scrambling_verdicts,
+)
+
+__all__ = ["period3", "scrambling", "linear_regions", "find_periodic_orbits", "PeriodicOrbits", "dynprobe_probes"]
+
+
+def applies(system: System) -> str | None:
+    """Periodic orbits need a time-invariant map."""
+    if system.drive.time_varying:
+        return f"needs a time-invariant map (autonomous, constant or feedback drive), got {system.drive.describe()}"
+    return None
+
+
+def suggest(system: System) -> dict[str, Any]:
+    """Exact for piecewise-linear 1-D maps; a grid over the visited range (±50 %) for other 1-D
+    maps; Levenberg–Marquardt for periods 1–3 (1–2 beyond N = 256) with fewer starts as N grows."""
+    n = system.state_dim
+    if feedforward_spec(system) is not None:
+        return {"period": 3, "method": "exact"}
+    if n == 1:
+        if system.meta.get("domain") is not None:
+            return {"period": 3, "method": "grid", "grid": 20001}
+        h = system.trajectory(system.initial_state(64, seed=0), 200)[100:]
+        h = h[torch.isfinite(h)]
+        lo, hi = (float(h.min()), float(h.max())) if h.numel() else (-1.0, 1.0)
+        pad = 0.5 * max(hi - lo, 1e-3)
+        return {"period": 3, "method": "grid", "interval": (lo - pad, hi + pad), "grid": 20001}
+    return {"period": (1, 2, 3) if n <= 256 else (1, 2), "method": "newton",
+            "starts": 64 if n <= 64 else (16 if n <= 256 else 8), "max_iter": 50 if n <= 64 else 25}
+
+
+def regions_applies(system: System) -> str | None:
+    if feedforward_spec(system) is None:
+        return "needs a piecewise-linear 1-D map (feedforward_system with ReLU/identity layers)"
+    return None
+
+
+@dynprobe.hookimpl
+def dynprobe_probes() -> list[Probe]:
+    return [
+        Probe(
+            name="period3",
+            run=period3,
+            plot=plot_period3,
+            applies=applies,
+            suggest=suggest,
+            summary=period3_summary,
+            verdicts=period3_verdicts,
+            reference="scrambling paper Def. 3.1, Fact 1, Lemma 4.2, §5 (Li & Yorke 1975; Sharkovsky 1964)",
+        ),
+        Probe(
+            name="scrambling",
+            run=scrambling,
+            plot=plot_scrambling,
+            summary=scrambling_summary,
+            verdicts=scrambling_verdicts,
+            reference="scrambling paper Def. 2.1-2.2, Fig. 1",
+        ),
+        Probe(
+            name="linear_regions",
+            run=linear_regions,
+            plot=plot_linear_regions,
+            applies=regions_applies,
+            summary=regions_summary,
+            verdicts=regions_verdicts,
+            reference="scrambling paper Fig. 2, Cor. 4.4",
+        ),
+    ]

@@ -1,0 +1,212 @@
+"""The ``period3`` probe: periodic orbits, the Li–Yorke witness, and Sharkovsky's implications.
+
+Three methods, one result layout (:mod:`.dataset`):
+
+* ``exact`` — 1-D piecewise-linear maps (ReLU networks 1 → k → … → 1, with or without
+  clipping, built by ``feedforward_system``: the ``rn`` and ``fig3`` models): the linear pieces
+  of f, f², …, fᵖ are enumerated from breakpoints (:mod:`.pwl`) and fᵖ(x) = x is solved on
+  every piece, end rays included — all orbits on the whole real line (or in an interval).
+* ``grid`` — any 1-D map on an interval: grid + bisection (:mod:`.grid`), with the grid step
+  as stated resolution and a warning where orbits could hide between grid points.
+* ``newton`` — any dimension: batched Levenberg–Marquardt from many starts (:mod:`.newton`),
+  deduplicated, with Floquet multipliers; finds orbits, cannot prove there are no others.
+
+References
+----------
+Scrambling paper (``scrambling-li-yorke-chaos-random-rnns.txt``) Def. 3.1, Fact 1, Lemma 4.2,
+§5 and Fig. 3, 7; Li & Yorke (1975); Sharkovsky (1964).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import torch
+import xarray as xr
+
+from dynprobe import System
+from dynprobe.errors import ProbeParameterError
+
+from .certificate import lemma42, rn_weights
+from .dataset import Found, build_dataset
+from .feedforward import dense_map, feedforward_spec
+from .grid import grid_roots, system_evaluator
+from .newton import default_tol, find_periodic_orbits
+from .orbits1d import classify_roots
+from .pwl import compose, fixed_points
+
+__all__ = ["period3", "resolve_method", "periods_of", "one_d_interval"]
+
+Method = Literal["auto", "exact", "grid", "newton"]
+
+
+def periods_of(period: int | tuple[int, ...] | list[int]) -> list[int]:
+    """The periods a run checks: those asked for, plus 1 and 3, sorted."""
+    asked = [period] if isinstance(period, int) else list(period)
+    if not asked or any(int(p) < 1 for p in asked):
+        raise ProbeParameterError(f"probe 'period3': period must be an integer >= 1 or a list of them, got {period!r}")
+    return sorted({1, 3, *(int(p) for p in asked)})
+
+
+def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
+    """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps with an
+    interval (given or the model's ``meta["domain"]``), ``newton`` otherwise (``method="auto"``);
+    an explicit choice is checked."""
+    pwl = feedforward_spec(system) is not None
+    bounded = interval is not None or system.meta.get("domain") is not None
+    auto = "exact" if pwl else ("grid" if system.state_dim == 1 and bounded else "newton")
+    if method == "auto":
+        return auto
+    if method not in ("exact", "grid", "newton"):
+        raise ProbeParameterError(f"probe 'period3': method={method!r}; use auto, exact, grid or newton")
+    if method == "exact" and not pwl:
+        raise ProbeParameterError(
+            f"probe 'period3': method='exact' needs a piecewise-linear 1-D map built by feedforward_system "
+            f"(ReLU/identity layers), got {system.name}; use method='grid' (1-D) or 'newton'"
+        )
+    if method == "grid" and system.state_dim != 1:
+        raise ProbeParameterError(
+            f"probe 'period3': method='grid' needs a 1-D map, {system.name} has N={system.state_dim}; use 'newton'"
+        )
+    return method
+
+
+def one_d_interval(system: System, interval: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The interval for a 1-D run: the one given, else the model's ``meta["domain"]``, else None."""
+    if interval is None:
+        dom = system.meta.get("domain")
+        return None if dom is None else (float(dom[0]), float(dom[1]))
+    a, b = float(interval[0]), float(interval[1])
+    if not a < b:
+        raise ProbeParameterError(f"probe 'period3': interval=({a}, {b}) must have a < b")
+    return a, b
+
+
+def period3(
+    system: System,
+    *,
+    period: int | tuple[int, ...] = 3,
+    method: Method = "auto",
+    interval: tuple[float, float] | None = None,
+    grid: int = 20001,
+    starts: int = 64,
+    max_iter: int = 50,
+    tol: float | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """Periodic orbits of least period p (1, 3 and ``period``), Li–Yorke witness, Sharkovsky.
+
+    Parameters
+    ----------
+    system
+        A System with a time-invariant map; an ensemble is handled in one batched call.
+    period
+        Extra periods to check (an int or a list); 1 and 3 are always checked.
+    method
+        ``auto`` (``exact`` for piecewise-linear 1-D maps, ``grid`` for other 1-D maps on an
+        interval, ``newton`` otherwise), or force one.
+    interval
+        1-D: restrict to orbits inside ``(a, b)`` (exact: the whole real line when None; grid:
+        required unless the model declares a domain).
+    grid
+        Grid points of the ``grid`` method (resolution (b − a)/(grid − 1)).
+    starts, max_iter
+        ``newton``: starting states per network and iteration cap.
+    tol
+        1-D: two orbit points closer than tol·(1 + |x|) count as one (default 1e-9; 1e-4 for
+        the grid method in float32); ``newton``: residual tolerance (default 1e-10 in float64,
+        1e-5 in float32).
+    seed
+        Seeds the ``newton`` starting states.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``orbit_state[orbit, phase, unit]``, ``orbit_period[orbit]``, multipliers, ``stable``,
+        ``residual``; ``orbits[network?, period]`` and ``has_period``; for 1-D maps also
+        ``fixed_points[network?, period]`` (points with fᵖ(x) = x), ``li_yorke``,
+        ``sharkovsky_leader``; see docs/RESULTS.md.
+
+    References
+    ----------
+    Scrambling paper Def. 3.1, Fact 1, Lemma 4.2, §5; Li & Yorke (1975); Sharkovsky (1964).
+
+    Example
+    -------
+    >>> ds = dynprobe.run("period3", dynprobe.model("rn", k=8, networks=10000))
+    >>> float(ds.li_yorke.mean())
+    """
+    periods = periods_of(period)
+    how = resolve_method(system, str(method), interval)
+    if system.drive.time_varying:
+        raise ProbeParameterError(
+            f"probe 'period3': needs a time-invariant map, but {system.name} has drive {system.drive.describe()}; "
+            "use an autonomous, constant or feedback drive"
+        )
+    if grid < 3 or starts < 1 or max_iter < 1:
+        raise ProbeParameterError(
+            f"probe 'period3': need grid >= 3, starts >= 1, max_iter >= 1 (got {grid}, {starts}, {max_iter})"
+        )
+    if how == "newton":
+        found = _newton(system, periods, starts=starts, max_iter=max_iter, tol=tol, seed=seed)
+    else:
+        # exact: the whole real line unless an interval is given; grid: the model's domain by default
+        span = one_d_interval(system, interval) if how == "grid" or interval is not None else None
+        if how == "grid" and span is None:
+            raise ProbeParameterError(
+                f"probe 'period3': the grid method needs a finite interval for {system.name}; pass interval=(a, b)"
+            )
+        if tol is None:  # exact works in float64 whatever the System's dtype
+            tol = 1e-9 if how == "exact" or system.dtype == torch.float64 else 1e-4
+        found = (_exact if how == "exact" else _grid)(system, periods, span, grid=grid, tol=float(tol))
+    return build_dataset(system, found)
+
+
+def _exact(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
+    f = dense_map(system)
+    B = f.networks
+    h = f.ragged()
+    found = Found.empty("exact", periods, B, span, tol)
+    for p in range(1, max(periods) + 1):
+        if p > 1:
+            h = compose(f, h)
+        if p not in periods:
+            continue
+        x, net, continuum = fixed_points(h, span)
+        found.continuum |= continuum
+        found.add_1d(p, x, net, classify_roots(x, net, f, p, B, tol=tol, interval=span))
+    cert = rn_weights(system)
+    if cert is not None:
+        found.certificate = lemma42(*cert)
+    found.attrs["pieces_of_f"] = int(f.n.max()) + 1
+    return found
+
+
+def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
+    B = 1 if system.networks is None else system.networks
+    f = system_evaluator(system)
+    found = Found.empty("grid", periods, B, span, tol)
+    found.suspect = torch.zeros(B, len(periods), dtype=torch.long)
+    for i, p in enumerate(periods):
+        roots = grid_roots(system, p, span, grid)
+        found.suspect[:, i] = roots.suspect
+        found.add_1d(p, roots.x, roots.net, classify_roots(roots.x, roots.net, f, p, B, tol=tol, interval=span))
+        found.attrs["resolution"] = roots.step
+    if bool((found.suspect > 0).any()):
+        bad = int((found.suspect > 0).any(1).sum())
+        warnings.warn(
+            f"period3: on a grid of step {found.attrs['resolution']:.3g}, orbits could have been missed in "
+            f"{int(found.suspect.sum())} cells of {bad} network(s) (see grid_suspect_cells); pass a larger grid=",
+            RuntimeWarning, stacklevel=3,
+        )
+    return found
+
+
+def _newton(system: System, periods: list[int], *, starts: int, max_iter: int, tol: float | None, seed: int) -> Found:
+    B = 1 if system.networks is None else system.networks
+    tol = default_tol(system.dtype) if tol is None else float(tol)
+    found = Found.empty("newton", periods, B, None, tol)
+    for p in periods:
+        found.add_nd(find_periodic_orbits(system, p, starts, max_iter=max_iter, tol=tol, seed=seed))
+    return found

@@ -1,0 +1,94 @@
+"""The ``scrambling`` and ``linear_regions`` probes, and the plugin's plots, summaries, suggest.
+
+Oracles: the tent map has exactly 2ᵗ linear pieces on [0, 1] (growth ln 2); a linear map has one;
+the logistic map at r = 4 separates nearby trajectories at λ = ln 2 and scrambles them; a
+contraction makes every pair asymptotic; maps with a period-3 orbit have at least φᵗ-like growth.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from dynprobe_models.feedforward1d import feedforward_system
+from dynprobe_periodic.regions import LN_PHI
+from systems import logistic_system as logistic
+from systems import tent_system as tent
+
+import dynprobe
+from dynprobe.errors import ProbeParameterError
+from dynprobe.testing import check_probe
+
+matplotlib.use("Agg")
+D = torch.float64
+
+
+def test_tent_has_two_to_the_t_pieces():
+    ds = check_probe("linear_regions", tent(), steps=10, interval=(0.0, 1.0))
+    np.testing.assert_array_equal(ds.pieces.values, 2 ** np.arange(1, 11))
+    assert float(ds.growth_rate) == pytest.approx(math.log(2), abs=1e-12)
+
+
+def test_linear_map_has_one_piece_and_period_three_forces_growth():
+    line = feedforward_system([torch.tensor([[0.5]], dtype=D)], [torch.tensor([0.1], dtype=D)], ["identity"])
+    ds = dynprobe.run("linear_regions", line, steps=5)
+    np.testing.assert_array_equal(ds.pieces.values, 1)
+    rn = dynprobe.model("rn", k=8, sigma2=40.0, networks=300, seed=5)
+    regions = check_probe("linear_regions", rn, steps=10)
+    ly = dynprobe.run("period3", rn).li_yorke.values
+    assert ly.sum() > 10
+    # h_top >= ln(phi) for period 3; a 10-step estimate of the rate lands within a few percent
+    assert (regions.growth_rate.values[ly] > 0.9 * LN_PHI).all()
+    with pytest.raises(ProbeParameterError, match="piecewise-linear"):
+        dynprobe.run("linear_regions", logistic(3.9))
+
+
+def test_logistic_four_scrambles_at_ln_two():
+    ds = check_probe("scrambling", logistic(4.0), steps=400, samples=16)
+    assert float(np.median(ds.lyapunov_max.values)) == pytest.approx(math.log(2), abs=0.02)
+    assert float(np.median(ds.separation_rate.values)) == pytest.approx(math.log(2), abs=0.1)
+    assert ds.scrambled.mean() >= 0.75 and not ds.asymptotic.any()
+    assert (ds.tail_inf <= ds.distance).all() and (ds.tail_sup >= ds.distance).all()
+    assert float(ds.diameter) == pytest.approx(1.0, abs=0.01)
+
+
+def test_contraction_pairs_are_asymptotic():
+    A = torch.tensor([[0.5, 0.2], [-0.1, 0.3]], dtype=D)
+    system = dynprobe.System.from_step(lambda h, u, p: torch.tanh(h @ p["A"].T) + 1.0, state_dim=2, params={"A": A})
+    ds = dynprobe.run("scrambling", system, steps=60, samples=4)
+    assert ds.asymptotic.all() and not ds.scrambled.any()
+    assert (ds.lyapunov_max.values < 0).all()
+
+
+def test_plots_summaries_and_suggest():
+    probes = {p.name: p for p in dynprobe.list_probes()}
+    p3 = probes["period3"]
+    for system in (tent(), dynprobe.model("rn", k=8, sigma2=40.0, networks=200),
+                   dynprobe.wrap(dynprobe.model("lstm2d_chaotic"))):
+        ds = dynprobe.run("period3", system, **({"starts": 8} if system.state_dim > 1 else {}))
+        assert ds.dynprobe.summary() and ds.dynprobe.plot().axes
+    assert dynprobe.run("scrambling", logistic(3.9), steps=20).dynprobe.plot().axes
+    assert dynprobe.run("linear_regions", tent(), steps=4).dynprobe.plot().axes
+    assert p3.suggest(tent()) == {"period": 3, "method": "exact"}
+    one_d = p3.suggest(logistic(3.9))
+    lo, hi = one_d["interval"]
+    assert one_d["method"] == "grid" and lo < 0.1 and hi > 0.9
+    big = p3.suggest(dynprobe.wrap(torch.nn.LSTM(2, 200, num_layers=2)))
+    assert big["method"] == "newton" and big["period"] == (1, 2)
+    assert probes["linear_regions"].applies(logistic(3.9))
+
+
+def test_diagnose_verdicts_name_orbits_stability_and_the_witness():
+    rows = dynprobe.diagnose(logistic(3.835), probes=["period3", "scrambling"]).rows()
+    text = [r[1] for r in rows]
+    assert "2 fixed points (0 stable); 2 period-3 orbits (1 stable)" in text
+    assert "Li-Yorke chaotic: a period-3 orbit exists" in text
+    assert "nearby trajectories merge (asymptotic)" in text  # the attracting 3-cycle pulls pairs together
+    tent_rows = dynprobe.diagnose(tent(), probes=["linear_regions"]).rows()
+    assert tent_rows[0][0] == "entropy" and "0.693" in tent_rows[0][2]
+    lstm = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"), probes=["period3"],
+                             params={"period3": {"starts": 16}}).rows()
+    assert all("Li-Yorke" not in r[1] for r in lstm)  # no period-3 chaos witness in 4-D
