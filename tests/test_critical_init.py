@@ -85,7 +85,8 @@ def test_critical_init_then_a_wide_network_has_largest_lyapunov_exponent_near_ze
     x = torch.randn(250, 2, M, generator=gen, dtype=torch.float64)
     net = dynprobe.model("vanilla", input_size=M, hidden_size=N, dtype=torch.float64, seed=1)
     dynprobe.critical_init(net, q_star=0.5, R=1.0)
-    lam = dynprobe.run("lyapunov", dynprobe.wrap(net, drive=dynprobe.sequence(x)), k=1, steps=200, burn_in=40, samples=2)
+    system = dynprobe.wrap(net, drive=dynprobe.sequence(x))
+    lam = dynprobe.run("lyapunov", system, k=1, steps=200, burn_in=40, samples=2)
     assert abs(float(lam.exponent_mean[0])) < 0.02
     off = dynprobe.model("vanilla", input_size=M, hidden_size=N, sigma_w=1.0, sigma_v=1.0, dtype=torch.float64, seed=1)
     off_system = dynprobe.wrap(off, drive=dynprobe.sequence(x))
