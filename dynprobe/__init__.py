@@ -20,7 +20,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 from . import drives
 from .drives import Drive, autonomous, constant, feedback, sequence
-from .errors import DynprobeError
+from .errors import DynprobeError, PluginError
 from .hookspecs import hookimpl
 from .system import InitialState, StateLayout, StatePart, System
 from .specs import DatasetSpec, ModelSpec, Probe, Verdict
@@ -32,8 +32,38 @@ from .diagnose import Diagnosis, diagnose
 from .report import write_report
 from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
 
+
+
+def critical_init(
+    module: object,
+    *,
+    cell: str | None = None,
+    q_star: float = 0.5,
+    mu_b: float = 0.0,
+    R: float = 1.0,
+    weights: str | None = None,
+    phi: str | None = None,
+    seed: int = 0,
+) -> dict:
+    """Initialize a vanilla RNN or minimalRNN critically (χ₁ = 1) in place; return the chosen
+    ``{"sigma_w", "sigma_v", "sigma_b", "Q_star", ...}``.
+
+    A thin delegate to the bundled ``meanfield`` plugin (``dynprobe_meanfield.critical_init``),
+    which documents the parameters. Mean-field paper Algorithm 1 and §4.2.
+    """
+    try:
+        from dynprobe_meanfield import critical_init as implementation
+    except ImportError as err:
+        raise PluginError(
+            "dynprobe.critical_init needs the bundled meanfield plugin (package dynprobe_meanfield), which failed to "
+            f"import ({type(err).__name__}: {err}); reinstall dynprobe"
+        ) from err
+    return implementation(module, cell=cell, q_star=q_star, mu_b=mu_b, R=R, weights=weights, phi=phi, seed=seed)
+
+
 __all__ = [
     "__version__",
+    "critical_init",
     "System",
     "StateLayout",
     "StatePart",

@@ -12,7 +12,7 @@ from dynprobe import ModelSpec
 
 __all__ = ["dynprobe_models"]
 
-_SUBMODULES = ("lstm2d", "wcrnn", "orthogonal_rnn", "stable_lstm", "scrambling")
+_SUBMODULES = ("lstm2d", "wcrnn", "orthogonal_rnn", "stable_lstm", "scrambling", "vanilla", "minimalrnn")
 
 
 @dynprobe.hookimpl
