@@ -55,10 +55,13 @@ def test_logistic_four_scrambles_at_ln_two():
     assert float(ds.diameter) == pytest.approx(1.0, abs=0.01)
 
 
-def test_contraction_pairs_are_asymptotic():
+@pytest.mark.parametrize("offset", [1.0, 0.0], ids=["fixed-point-at-1", "fixed-point-at-0"])
+def test_contraction_pairs_are_asymptotic(offset):
+    # with the fixed point at 0 every distance, and the attractor's diameter, shrink to ~1e-60 together
     A = torch.tensor([[0.5, 0.2], [-0.1, 0.3]], dtype=D)
-    system = dynprobe.System.from_step(lambda h, u, p: torch.tanh(h @ p["A"].T) + 1.0, state_dim=2, params={"A": A})
-    ds = dynprobe.run("scrambling", system, steps=60, samples=4)
+    system = dynprobe.System.from_step(lambda h, u, p: torch.tanh(h @ p["A"].T) + offset, state_dim=2, params={"A": A})
+    steps = 300
+    ds = dynprobe.run("scrambling", system, steps=steps, samples=4)
     assert ds.asymptotic.all() and not ds.scrambled.any()
     assert (ds.lyapunov_max.values < 0).all()
 

@@ -129,7 +129,8 @@ def _dataset(system: System, d: np.ndarray, traj: np.ndarray, lam: np.ndarray, *
     tail_inf = np.flip(np.minimum.accumulate(np.flip(ds_, -1), axis=-1), -1)
     tail_sup = np.flip(np.maximum.accumulate(np.flip(ds_, -1), axis=-1), -1)
     liminf, limsup = tail_inf[..., half], tail_sup[..., half]
-    small = close * diameter[..., None]
+    # a collapsed attractor (a stable fixed point) has diameter 0: never call pairs closer than δ "apart"
+    small = np.maximum(close * diameter[..., None], delta)
     proximal = liminf <= small
     asymptotic = limsup <= small
     # mean exponential growth of d until it first exceeds SATURATION x diameter
