@@ -116,6 +116,10 @@ class _Sequence(Drive):
         if t >= self.inputs.shape[0]:
             self.require(system, t + 1)
         u = self.inputs[t].to(device=system.device, dtype=system.dtype)
+        rows, samples = (u.shape[-2] if u.ndim >= 2 else 1), (lead[-1] if lead else 1)
+        if u.ndim >= 2 and rows not in (1, samples):
+            # more (or fewer) samples than rows: sample i is driven by row i mod rows
+            u = u.index_select(-2, torch.arange(samples, device=u.device) % rows)
         try:
             return torch.broadcast_to(u, (*lead, system.input_dim))
         except RuntimeError as err:
@@ -177,10 +181,13 @@ def constant(u: float | Tensor | np.ndarray | list[float]) -> Drive:
 
 
 def sequence(U: Tensor | np.ndarray) -> Drive:
-    """u_t = U[t]: U of shape ``[time, batch, M]`` (one row per sample) or ``[time, M]``.
+    """u_t = U[t]: U of shape ``[time, batch, M]`` (one row per sample) or ``[time, M]`` (the
+    same input for every sample).
 
-    Lyapunov exponents along a sequence are *conditional* on that input (fading-memory
-    paper §2.1). A ``PackedSequence`` is refused: pad it (``pad_packed_sequence``) first.
+    When a run has a different number of samples than U has rows, sample i is driven by row
+    i mod batch, so any probe works with any sequence. Lyapunov exponents along a sequence are
+    *conditional* on that input (fading-memory paper §2.1). A ``PackedSequence`` is refused:
+    pad it (``pad_packed_sequence``) first.
     """
     if isinstance(U, torch.nn.utils.rnn.PackedSequence):
         raise DriveError(

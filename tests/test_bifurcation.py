@@ -97,6 +97,33 @@ def test_quasi_periodic_invariant_circle() -> None:
     assert abs(ds.max_exponent.values[0]) < 0.01 and (ds.sample_period.values == 0).all()
 
 
+@pytest.mark.parametrize("steps", [100, 200])
+def test_slowly_rotating_circle_is_one_attractor(steps) -> None:
+    """Rotation by 2π/20.98: each sample visits 21 tight phase clusters of its own, between the other
+    samples' clusters; they are still one invariant circle (the trained sine LSTM's case)."""
+    omega = 2 * math.pi / 20.98
+    ds = bifurcation(circle(omega), path="scalar:w", values=[omega], steps=steps, exponent_steps=400, samples=8)
+    assert ds.attractors.values[0] == 1 and ds.regime.values[0] == "quasi_periodic"
+
+
+def test_two_nested_circles_stay_two_attractors() -> None:
+    """r' = r + 0.3 r (1 − r²)(4 − r²)·…: attracting circles at r = 1 and r = 2 — two attractors."""
+
+    def step(h, u, p):
+        r = torch.linalg.vector_norm(h, dim=-1, keepdim=True)
+        c, s = torch.cos(p["w"]), torch.sin(p["w"])
+        rot = torch.stack([c * h[..., 0] - s * h[..., 1], s * h[..., 0] + c * h[..., 1]], dim=-1)
+        r_new = r - 0.05 * (r - 1) * (r - 1.5) * (r - 2)  # stable at 1 and 2, unstable at 1.5
+        return rot * r_new / r
+
+    omega = 2 * math.pi / 20.9
+    system = System.from_step(step, state_dim=2, params={"w": torch.tensor(omega, dtype=F64)},
+                              init=InitialState(low=-1.9, high=1.9))
+    ds = bifurcation(system, path="scalar:w", values=[omega], steps=100, burn_in=600, exponent_steps=400, samples=8)
+    radii = ds.attractor.values[0]
+    assert ds.attractors.values[0] == 2 and ds.regime.values[0] == "multistable", radii
+
+
 def test_multistable_double_well() -> None:
     """x' = tanh(k x): two stable fixed points ±x* for k > 1, one (0) for k < 1."""
     system = System.from_step(lambda h, u, p: torch.tanh(p["k"] * h), state_dim=1,

@@ -9,6 +9,7 @@ import types
 from html.parser import HTMLParser
 
 import pytest
+import torch
 import xarray as xr
 from click.testing import CliRunner
 
@@ -134,3 +135,46 @@ def test_trainability_probes_are_skipped_without_a_fitting_task():
     result = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"), probes=["gradient_propagation", "hessian"])
     assert set(result.skipped) == {"gradient_propagation", "hessian"}
     assert "--param hessian.data=NAME" in result.skipped["hessian"] and not result.failed
+
+
+def _regime(result: dynprobe.Diagnosis) -> str:
+    (verdict,) = [v for v in result.verdicts if v.topic == "regime" and v.probe == "lyapunov"]
+    return verdict.verdict
+
+
+def test_full_diagnosis_of_the_chaotic_lstm(tmp_path):
+    result = dynprobe.diagnose(dynprobe.load_system("lstm2d_chaotic"))
+    assert _regime(result) == "chaotic" and not result.failed
+    ran = set(result.tree.children)
+    assert {"lyapunov", "jacobian", "bifurcation", "period3", "entropy", "scrambling"} <= ran
+    assert "meanfield" in result.skipped  # no mean-field theory for LSTM cells in the papers: said, not guessed
+    topics = {v.topic for v in result.verdicts}
+    assert {"regime", "memory", "gradients", "attractors"} <= topics
+    assert all(v.reference and v.evidence for v in result.verdicts)
+    path = dynprobe.write_report(result, tmp_path / "r.html")
+    parser = _Collect()
+    parser.feed(path.read_text())
+    assert {f"probe-{name}" for name in ran} | {"verdicts", "provenance", "skipped"} <= set(parser.ids)
+    assert len(parser.images) >= len(ran) - 1 and parser.external == []  # the example plugin draws none
+    for src in parser.images:
+        width, height, size = _png_size(src)
+        assert width > 300 and height > 200 and size > 10_000
+
+
+def test_vanilla_rnn_at_sigma_w_half_is_ordered():
+    system = dynprobe.wrap(dynprobe.model("vanilla", hidden_size=64, sigma_w=0.5), dtype=torch.float64)
+    result = dynprobe.diagnose(system, probes=["lyapunov", "meanfield"])
+    assert _regime(result) == "ordered"
+    theory = [v for v in result.verdicts if v.probe == "meanfield" and v.topic == "regime"]
+    assert theory and "ordered" in theory[0].verdict
+
+
+def test_critically_initialized_rnn_is_near_the_edge():
+    net = dynprobe.model("vanilla", hidden_size=128)
+    dynprobe.critical_init(net, q_star=0.5, R=1.0)
+    inputs = torch.randn(3000, 4, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    system = dynprobe.wrap(net, dtype=torch.float64, drive=dynprobe.sequence(inputs))
+    result = dynprobe.diagnose(system, probes=["lyapunov", "meanfield"])
+    assert _regime(result) == "near the edge of chaos"
+    theory = [v for v in result.verdicts if v.probe == "meanfield" and v.topic == "regime"]
+    assert theory and "critical" in theory[0].verdict

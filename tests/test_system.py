@@ -119,6 +119,17 @@ def test_drive_that_does_not_fit_is_refused(drive, message):
         s.with_drive(drive)
 
 
+def test_sequence_rows_are_reused_cyclically_over_samples():
+    s = System.from_step(lambda h, u, p: h + u, state_dim=1, input_dim=1, dtype=torch.float64)
+    U = torch.tensor([[[1.0], [2.0], [3.0]]], dtype=torch.float64).expand(4, 3, 1)  # [time, 3 rows, 1]
+    s = s.with_drive(dynprobe.sequence(U))
+    u = s.inputs(0, torch.zeros(5, 1, dtype=torch.float64))
+    assert u[:, 0].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0]
+    assert s.inputs(0, torch.zeros(2, 1, dtype=torch.float64))[:, 0].tolist() == [1.0, 2.0]
+    ens = s.with_params().with_drive(dynprobe.sequence(U))
+    assert ens.inputs(0, torch.zeros(2, 4, 1, dtype=torch.float64))[1, :, 0].tolist() == [1.0, 2.0, 3.0, 1.0]
+
+
 def test_sequence_shorter_than_run_is_refused():
     s = System.from_step(lambda h, u, p: h + u, state_dim=1, input_dim=1).with_drive(dynprobe.sequence(torch.zeros(5, 1)))
     with pytest.raises(DriveError, match="has 5 steps but the run needs 8"):

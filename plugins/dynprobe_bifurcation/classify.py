@@ -89,7 +89,34 @@ def _inside(near_d: torch.Tensor, near: torch.Tensor, spacing: torch.Tensor, flo
     return (near_d <= 3.0 * local).to(torch.float64).mean(dim=-1) >= 0.5
 
 
-def same_attractor(a: np.ndarray, b: np.ndarray, tol: np.ndarray | float) -> np.ndarray:
+def _segment_distance(pts: torch.Tensor, curve: torch.Tensor) -> torch.Tensor:
+    """``[R, n]``: distance of every point ``pts: [R, n, d]`` to the polyline through ``curve: [R, m, d]``."""
+    a, ab = curve[:, :-1], curve[:, 1:] - curve[:, :-1]  # segments [R, m-1, d]
+    ap = pts[:, :, None, :] - a[:, None]
+    t = ((ap * ab[:, None]).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-300)[:, None]).clamp(0.0, 1.0)
+    return (ap - t[..., None] * ab[:, None]).norm(dim=-1).min(dim=-1).values
+
+
+def _near_polyline(pts: torch.Tensor, curve: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """``[R]``: at least half of ``pts`` lie on the curve that ``curve`` samples in time order.
+
+    For a smooth attractor (an invariant circle whose rotation is close to rational), each
+    recorded orbit visits a few phase clusters of its own, between another orbit's: the clouds
+    do not interleave, yet both sample one curve. The tolerance is how far that curve departs
+    from its sampled polygon — the median distance of the curve's points from the chord of their
+    two neighbours — floored at 3·``floor``.
+    """
+    out = []
+    for lo in range(0, pts.shape[0], 16):
+        p, c, f = pts[lo:lo + 16], curve[lo:lo + 16], floor[lo:lo + 16]
+        bend = _segment_distance(c[:, 1:-1, None, :].reshape(-1, 1, c.shape[-1]),
+                                 torch.stack([c[:, :-2], c[:, 2:]], dim=2).reshape(-1, 2, c.shape[-1]))
+        tol = torch.maximum(2.0 * bend.reshape(c.shape[0], -1).median(dim=-1).values, 3.0 * f)
+        out.append((_segment_distance(p, c) <= tol[:, None]).to(torch.float64).mean(dim=-1) >= 0.5)
+    return torch.cat(out)
+
+
+def same_attractor(a: np.ndarray, b: np.ndarray, tol: np.ndarray | float, smooth: np.ndarray | bool = False) -> np.ndarray:
     """Whether recorded orbits lie on one attractor; ``a, b: [..., T, d]`` (batched), ``tol`` the
     absolute spacing floor.
 
@@ -97,13 +124,15 @@ def same_attractor(a: np.ndarray, b: np.ndarray, tol: np.ndarray | float) -> np.
     points (spacings floored at ``tol``), in at least one direction: samples of one chaotic set
     interleave, converged copies of one cycle coincide, and a trajectory that lingers near part
     of a chaotic set still lies inside it. Distinct attractors are disjoint closed sets and fail
-    in both directions.
+    in both directions. Where ``smooth`` (neither orbit chaotic), points of one orbit lying on the
+    curve the other traces also count (:func:`_near_polyline`).
     """
     ta = torch.as_tensor(np.ascontiguousarray(a[..., -CLOUD_POINTS:, :]), dtype=torch.float64)
     tb = torch.as_tensor(np.ascontiguousarray(b[..., -CLOUD_POINTS:, :]), dtype=torch.float64)
     lead = ta.shape[:-2]
     ta, tb = ta.reshape(-1, *ta.shape[-2:]), tb.reshape(-1, *tb.shape[-2:])
     floor = torch.as_tensor(np.broadcast_to(np.asarray(tol, dtype=np.float64), lead).reshape(-1).copy())
+    curved = torch.as_tensor(np.broadcast_to(np.asarray(smooth, dtype=bool), lead).reshape(-1).copy())
     out = torch.empty(ta.shape[0], dtype=torch.bool)
     for lo in range(0, ta.shape[0], CHUNK):
         sl = slice(lo, lo + CHUNK)
@@ -112,6 +141,9 @@ def same_attractor(a: np.ndarray, b: np.ndarray, tol: np.ndarray | float) -> np.
         da, na = d_ab.min(dim=-1)
         db, nb = d_ab.min(dim=-2)
         out[sl] = _inside(da, na, _spacing(b_), f_) | _inside(db, nb, _spacing(a_), f_)
+        todo = curved[sl] & ~out[sl]
+        if todo.any():
+            out[sl][todo] = _near_polyline(a_[todo], b_[todo], f_[todo]) | _near_polyline(b_[todo], a_[todo], f_[todo])
     return out.reshape(lead).numpy()
 
 
@@ -129,9 +161,10 @@ def _same_cycle(zs: np.ndarray, period: np.ndarray, b: int, floor: np.ndarray) -
     return np.where(mask, d <= 3.0 * floor[:, b, None], True).all(axis=-1)
 
 
-def _one_attractor(zs: np.ndarray, period: np.ndarray, diverged: np.ndarray, floor: np.ndarray) -> np.ndarray:
+def _one_attractor(zs: np.ndarray, period: np.ndarray, diverged: np.ndarray, floor: np.ndarray,
+                   smooth: np.ndarray) -> np.ndarray:
     """Fast path, batched over swept values: ``[S]`` true where every sample reached the
-    attractor of sample 0 (cycles compared point-wise, other orbits as clouds)."""
+    attractor of sample 0 (cycles compared point-wise, other orbits as clouds or curves)."""
     S, B = period.shape
     single = ~diverged.any(axis=1)
     cyc = single & (period > 0).all(axis=1) & (period == period[:, :1]).all(axis=1)
@@ -141,13 +174,13 @@ def _one_attractor(zs: np.ndarray, period: np.ndarray, diverged: np.ndarray, flo
     rest = np.flatnonzero(single & ~cyc)
     for lo in range(0, len(rest), CHUNK):
         idx = rest[lo:lo + CHUNK]
-        single[idx] = _clouds_match_first(zs[idx], floor[idx])
+        single[idx] = _clouds_match_first(zs[idx], floor[idx], smooth[idx])
     return single | cyc
 
 
-def _clouds_match_first(zs: np.ndarray, floor: np.ndarray) -> np.ndarray:
+def _clouds_match_first(zs: np.ndarray, floor: np.ndarray, smooth: np.ndarray) -> np.ndarray:
     """``[R]``: every sample's cloud matches sample 0's (the :func:`same_attractor` test, with
-    each cloud's spacings computed once); ``zs: [R, B, T, d]``, ``floor: [R, B]``."""
+    each cloud's spacings computed once); ``zs: [R, B, T, d]``, ``floor, smooth: [R, B]``."""
     clouds = torch.as_tensor(np.ascontiguousarray(zs[..., -CLOUD_POINTS:, :]), dtype=torch.float64)
     R, B, n, d = clouds.shape
     spacing = _spacing(clouds.reshape(R * B, n, d)).reshape(R, B, n)
@@ -157,7 +190,12 @@ def _clouds_match_first(zs: np.ndarray, floor: np.ndarray) -> np.ndarray:
         dist = torch.cdist(clouds[:, b], clouds[:, 0])
         da, na = dist.min(dim=-1)
         db, nb = dist.min(dim=-2)
-        ok &= _inside(da, na, spacing[:, 0], fl[:, b]) | _inside(db, nb, spacing[:, b], fl[:, b])
+        match = _inside(da, na, spacing[:, 0], fl[:, b]) | _inside(db, nb, spacing[:, b], fl[:, b])
+        curved = torch.as_tensor(smooth[:, b] & smooth[:, 0]) & ~match & ok
+        if curved.any():
+            c0, cb = clouds[curved, 0], clouds[curved, b]
+            match[curved] = _near_polyline(cb, c0, fl[curved, b]) | _near_polyline(c0, cb, fl[curved, b])
+        ok &= match
     return ok.numpy()
 
 
@@ -196,7 +234,8 @@ def classify(
     attractor = np.full((S, B), -1, dtype=np.int64)
     zs = np.moveaxis(z, 0, -2)  # [S, B, T, d]
     floor = attractor_tol * (1.0 + np.maximum(scale, 0.0))
-    single = _one_attractor(zs, period, diverged, floor)
+    smooth = exponent <= exponent_tol  # [S, B]: not chaotic, so an orbit may trace a curve
+    single = _one_attractor(zs, period, diverged, floor, smooth)
     for s in range(S):
         groups: list[list[int]] = []
         if single[s]:
@@ -204,7 +243,7 @@ def classify(
         else:
             for b in np.flatnonzero(~diverged[s]):
                 for g in groups:
-                    if same_attractor(zs[s, b], zs[s, g[0]], floor[s, b]):
+                    if same_attractor(zs[s, b], zs[s, g[0]], floor[s, b], smooth[s, b] & smooth[s, g[0]]):
                         g.append(int(b))
                         break
                 else:

@@ -88,7 +88,12 @@ def verdicts(ds: xr.Dataset) -> list[Verdict]:
     regime = str(ds.regime.values)
     out = [Verdict("regime", _WORDS.get(regime, regime),
                    f"λ₁ = {l1:+.4f} ± {se:.1g} /step (edge band ±max(3·stderr, {ds.attrs['regime_tolerance']:g}))", _REF)]
-    if np.isfinite(l1) and l1 > 0:
+    if regime == "marginal":
+        scale = f"≈ {1 / abs(l1):.3g} steps" if l1 != 0 else "indefinitely"
+        out.append(Verdict("memory", f"long memory: perturbations neither grow nor fade e-fold within {scale}",
+                           f"|λ₁| = {abs(l1):.2g} /step inside the edge band; next timescales −1/λᵢ = "
+                           f"{', '.join(f'{-1 / v:.3g}' for v in lam[1:4] if v < 0) or '∞'} steps", _REF))
+    elif np.isfinite(l1) and l1 > 0:
         out.append(Verdict("memory", f"initial conditions forgotten e-fold every {1 / l1:.1f} steps",
                            f"λ₁ = {l1:+.4f} /step > 0; Kaplan–Yorke dimension "
                            f"{float(ds.kaplan_yorke_dimension.mean()):.2f}", _REF))
