@@ -178,3 +178,19 @@ def test_critically_initialized_rnn_is_near_the_edge():
     assert _regime(result) == "near the edge of chaos"
     theory = [v for v in result.verdicts if v.probe == "meanfield" and v.topic == "regime"]
     assert theory and "critical" in theory[0].verdict
+
+
+def test_sine_lstm_example_quick_run(tmp_path):
+    """CI-sized run of examples/diagnose_sine_lstm.py: trains, saves, diagnoses, reports."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "diagnose_sine_lstm.py"
+    spec = importlib.util.spec_from_file_location("diagnose_sine_lstm", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.main(tmp_path, epochs=20)
+    assert (tmp_path / "sine_lstm.pt").exists() and (tmp_path / "sine_report.html").stat().st_size > 50_000
+    assert {"regime", "memory", "gradients", "attractors"} <= {v.topic for v in result.verdicts}
+    loaded = dynprobe.load_system(str(tmp_path / "sine_lstm.pt"))  # the saved file, found under 'lstm.'
+    assert loaded.state_dim == 64 and loaded.input_dim == 1
