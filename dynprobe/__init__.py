@@ -18,20 +18,19 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
+from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
 from . import drives
+from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
+from .batch import BatchSummary, batch, open_batch
+from .diagnose import Diagnosis, diagnose
 from .drives import Drive, autonomous, constant, feedback, sequence
 from .errors import DynprobeError, PluginError
 from .hookspecs import hookimpl
-from .system import InitialState, StateLayout, StatePart, System
-from .specs import DatasetSpec, ModelSpec, Probe, Verdict
-from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
-from .results import open_result, save, validate
-from .targets import load_system
-from .batch import BatchSummary, batch, open_batch
-from .diagnose import Diagnosis, diagnose
 from .report import write_report
-from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
-
+from .results import open_result, save, validate
+from .specs import DatasetSpec, ModelSpec, Probe, Verdict
+from .system import InitialState, StateLayout, StatePart, System
+from .targets import load_system
 
 
 def critical_init(

@@ -93,7 +93,8 @@ def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
                 f"probe {probe.name!r}: unknown parameter {key!r}; parameters: {', '.join(known)}{did_you_mean(key, known)}"
             )
         params[key] = coerce(text, known[key].annotation, name=key)
-    model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in parse_assignments(common["model_param"], what="--model-param").items()}
+    assignments = parse_assignments(common["model_param"], what="--model-param")
+    model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in assignments.items()}
     system = load_system(model, dtype=_DTYPES[common["dtype"]], drive=common["drive"], model_kwargs=model_kwargs,
                          preset=common["preset"], factory=common["factory"], trust_pickle=common["trust_pickle"])
     ds = run(probe.name, system, **params)
@@ -136,7 +137,8 @@ class RunGroup(click.Group):
                          help="autonomous, constant:VALUE[,VALUE...], feedback, or a .npy/.pt input sequence"),
             click.Option(["--model-param", "model_param"], multiple=True, help="model factory argument KEY=VALUE"),
             click.Option(["--preset", "preset"], default=None, help="a named preset of the model"),
-            click.Option(["--factory", "factory"], default=None, help="package.module:function building the module of a checkpoint"),
+            click.Option(["--factory", "factory"], default=None,
+                         help="package.module:function building the module of a checkpoint"),
             click.Option(["--trust-pickle", "trust_pickle"], is_flag=True, default=False,
                          help="allow checkpoints holding pickled modules (runs their code: only for files you trust)"),
             click.Option(["--threads", "threads"], type=int, default=None, help="torch threads"),

@@ -75,7 +75,7 @@ def main(quick: bool = False, out: str | Path = ".") -> dict[str, Any]:
     results: dict[str, Any] = {"spectra": spectra(hidden, steps, eps=0.001)}
 
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    for i, (label, (lam, ref)) in enumerate(results["spectra"].items()):
+    for label, (lam, ref) in results["spectra"].items():
         line, = ax.plot(np.arange(1, len(lam) + 1), lam, "o", ms=3, label=label)
         ax.plot(np.arange(1, len(ref) + 1), ref, "-", color=line.get_color(), lw=1)
     ax.axhline(0, color="k", lw=0.6)

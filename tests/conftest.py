@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-import dynprobe
 from dynprobe.registry import Registry, use_registry
 
 

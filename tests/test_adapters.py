@@ -42,7 +42,8 @@ def test_rnn_module_matches_its_forward(cls, kw, layers, bias, batch_first):
     h0 = 0.5 * torch.randn(B, system.state_dim, dtype=torch.float64)
     traj = system.with_drive(dynprobe.sequence(U)).trajectory(h0, T)
 
-    state = (_parts(system, h0, "h", layers), _parts(system, h0, "c", layers)) if cls is nn.LSTM else _parts(system, h0, "h", layers)
+    hs = _parts(system, h0, "h", layers)
+    state = (hs, _parts(system, h0, "c", layers)) if cls is nn.LSTM else hs
     x = U.transpose(0, 1) if batch_first else U
     with torch.no_grad():
         out, final = module(x, state)

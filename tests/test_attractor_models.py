@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_entropy import weight_norm_bound
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import jacobian
 from dynprobe.testing import check_adapter
-from dynprobe_entropy import weight_norm_bound
 
 
 def test_orthogonal_rnn_stays_orthogonal_through_training() -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from dynprobe_datasets.files import read_idx
 
 import dynprobe
 from dynprobe.errors import DatasetError
 from dynprobe.tasks import SequenceData
-from dynprobe_datasets.files import read_idx
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:

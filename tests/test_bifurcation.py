@@ -9,12 +9,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-import dynprobe
-from dynprobe import InitialState, System
-from dynprobe.errors import ProbeParameterError, UnknownNameError
-from dynprobe.testing import check_probe
 from dynprobe_bifurcation import (
     BiasMean,
     Checkpoints,
@@ -26,6 +20,12 @@ from dynprobe_bifurcation import (
     least_periods,
     suggest,
 )
+from torch import nn
+
+import dynprobe
+from dynprobe import InitialState, System
+from dynprobe.errors import ProbeParameterError, UnknownNameError
+from dynprobe.testing import check_probe
 
 F64 = torch.float64
 
@@ -312,6 +312,7 @@ def _finder_plugin(shift: float):
 @pytest.mark.parametrize(("shift", "expected"), [(0.0, 1), (0.05, 0)], ids=["agrees", "disagrees"])
 def test_periods_cross_checked_by_an_installed_finder(shift: float, expected: int) -> None:
     import dynprobe_bifurcation
+
     from dynprobe.registry import Registry, use_registry
 
     reg = Registry(plugins=[dynprobe_bifurcation, _finder_plugin(shift)], entry_points=False)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from dynprobe_meanfield import critical_hyper, predict_point
+from meanfield_reference import E
 from scipy import special
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
-from dynprobe_meanfield import critical_hyper, predict_point
-from meanfield_reference import E
 
 
 @pytest.mark.parametrize("q_star,mu_b,R", [(16.0, 0.0, 0.46), (16.0, 2.0, 0.37), (30.0, -1.0, 1.0), (8.0, 2.0, 0.37)])

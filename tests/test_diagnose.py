@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 import dynprobe
 from dynprobe.cli import cli
-from dynprobe.registry import Registry
 
 
 class _Collect(HTMLParser):

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_entropy import entropy, kl_entropy, lstm_bound, spectral_norms, suggest, weight_norm_bound
 from torch import nn
 
 import dynprobe
@@ -15,7 +16,6 @@ from dynprobe import InitialState, System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import jacobian
 from dynprobe.testing import check_probe
-from dynprobe_entropy import entropy, kl_entropy, lstm_bound, spectral_norms, suggest, weight_norm_bound
 
 F64 = torch.float64
 

@@ -8,11 +8,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from dynprobe_jacobian import ScaledProduct, log_singular_values, norm_fraction
 
 import dynprobe
 from dynprobe.linearize import qr_positive
 from dynprobe.testing import check_probe
-from dynprobe_jacobian import ScaledProduct, log_singular_values, norm_fraction
 
 
 def linear(A: torch.Tensor, **kw) -> dynprobe.System:

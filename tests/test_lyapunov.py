@@ -23,7 +23,8 @@ def _at_origin(system):
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.05, 3.0), st.sampled_from([-1.0, 1.0])), min_size=1, max_size=5, unique_by=lambda t: round(t[0], 1)))
+@given(st.lists(st.tuples(st.floats(0.05, 3.0), st.sampled_from([-1.0, 1.0])), min_size=1, max_size=5,
+                unique_by=lambda t: round(t[0], 1)))
 def test_diagonal_linear_map_gives_log_abs_diagonal(entries):
     a = torch.tensor([s * d for d, s in entries], dtype=torch.float64)
     ds = dynprobe.run("lyapunov", _at_origin(linear_system(torch.diag(a))), steps=2000, burn_in=0)

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
+from dynprobe_meanfield import estimate
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
 from dynprobe.testing import check_adapter
-from dynprobe_meanfield import estimate
 
 
 @pytest.mark.parametrize("name", ["vanilla", "minimalrnn"])

@@ -7,12 +7,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from dynprobe_meanfield import cosine_mc, cosine_trajectory, fig1_schedule, predict, predict_point
+from dynprobe_meanfield.theory import Grid
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.testing import check_probe
-from dynprobe_meanfield import cosine_mc, cosine_trajectory, fig1_schedule, predict, predict_point
-from dynprobe_meanfield.theory import Grid
 
 
 def test_conformance_of_a_theory_grid():

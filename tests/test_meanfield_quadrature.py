@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import special, stats
-
 from dynprobe_meanfield.activations import activation, sigmoid_parts
 from dynprobe_meanfield.quadrature import COARSE, FINE, CachedRule1D, expect_1d, expect_2d
 from meanfield_reference import E
+from scipy import special, stats
 
 QS = np.geomspace(1e-5, 1e4, 7)
 MUS = np.array([-6.0, -1.0, 0.0, 2.0, 5.0])
@@ -36,7 +35,7 @@ def test_fine_rule_matches_scipy_quad_over_the_whole_grid(references, name, tol)
     act = activation(name)
     for key in ("f2", "d2", "d4"):
         fn, ref = references[name, key]
-        (got,) = expect_1d(Q.ravel(), M.ravel(), act.breakpoints, lambda x: (fn(x),), FINE)
+        (got,) = expect_1d(Q.ravel(), M.ravel(), act.breakpoints, lambda x, fn=fn: (fn(x),), FINE)
         # relative error, with an absolute floor of ~1e-15 for values in the far tail (E ≲ 1e-6)
         err = np.abs(got.reshape(Q.shape) - ref) / (np.abs(ref) + 1e-6)
         assert err[QS <= 1e3].max() < tol, f"{name} E[{key}]: worst relative error {err.max():.2e}"

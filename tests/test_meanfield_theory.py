@@ -8,10 +8,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy import optimize, special
-
 from dynprobe_meanfield.theory import Grid, cosine_trajectory, predict
 from meanfield_reference import E
+from scipy import optimize, special
 
 
 def grid(cell="vanilla", phi="tanh", **kw):

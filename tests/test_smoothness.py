@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_bifurcation import smoothness
 from torch import nn
 
 import dynprobe
 from dynprobe import InitialState, System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.testing import check_probe
-from dynprobe_bifurcation import smoothness
 
 F64 = torch.float64
 

@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_trainability import build_objective
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.tasks import SequenceData
 from dynprobe.testing import check_probe
-from dynprobe_trainability import build_objective
 
 
 def _linear_system(A: np.ndarray, V: np.ndarray, c: np.ndarray) -> dynprobe.System:

@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from dynprobe_models.residuals import residual_matrix
+from dynprobe_models.wcrnn import WCRNN
+from dynprobe_models.wcrnn_init import wcrnn_init
 from torch import nn
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
 from dynprobe.testing import check_adapter
-from dynprobe_models.residuals import residual_matrix
-from dynprobe_models.wcrnn import WCRNN
-from dynprobe_models.wcrnn_init import wcrnn_init
 
 
 def _gen(seed: int = 0) -> torch.Generator:

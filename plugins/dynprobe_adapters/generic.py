@@ -41,7 +41,9 @@ def _call(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, state: Any
     return out[1] if isinstance(out, tuple) and len(out) == 2 else out
 
 
-def _discover(module: nn.Module, sizes: tuple[int, ...], m: int, params: Mapping[str, Tensor], dtype: torch.dtype) -> tuple[int, ...]:
+def _discover(
+    module: nn.Module, sizes: tuple[int, ...], m: int, params: Mapping[str, Tensor], dtype: torch.dtype
+) -> tuple[int, ...]:
     """Find out whether the state is one tensor or a tuple, by calling forward once."""
     x = torch.zeros(1, m, dtype=dtype)
     attempts = [sizes] if len(sizes) > 1 else [sizes, (sizes[0], sizes[0])]

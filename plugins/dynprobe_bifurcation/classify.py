@@ -26,9 +26,8 @@ point), §4.1 (chaos in the bifurcation diagram); ChaosTools' ``orbitdiagram`` f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -84,7 +84,8 @@ def make_projection(system: System, projection: str | Callable[[Tensor], Tensor]
         j = int(rest) if rest.strip().lstrip("-").isdigit() else (0 if not rest else -1)
         if not 0 <= j < width:
             raise ProbeParameterError(
-                f"probe 'bifurcation': projection {text!r}: the readout has {width} outputs; use 'readout:J' with 0 <= J < {width}"
+                f"probe 'bifurcation': projection {text!r}: the readout has {width} outputs; "
+                f"use 'readout:J' with 0 <= J < {width}"
             )
         return (lambda h: system.output(h)[..., j]), f"readout output {j}", "1"
     raise ProbeParameterError(

@@ -151,7 +151,7 @@ def lift_inputs(system: System, levels: Tensor, *, suffix: str = "input_level") 
 def current_input(system: System) -> Tensor:
     drive = system.drive
     if drive.kind == "constant":
-        value = getattr(drive, "value")
+        value = drive.value
         return value.to(torch.float64).expand(system.input_dim).clone()
     return torch.ones(system.input_dim, dtype=torch.float64)
 

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from dynprobe_lyapunov import qr_iterate
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe_lyapunov import qr_iterate
 
 from .classify import REGIMES, classify
 from .orbit import make_projection, record_orbits, signature_basis
@@ -69,7 +69,9 @@ def _initial_states(system: System, samples: int, spread: float, seed: int) -> t
     return h
 
 
-def _largest_exponent(ensemble: System, h: torch.Tensor, *, steps: int, start: int, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+def _largest_exponent(
+    ensemble: System, h: torch.Tensor, *, steps: int, start: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Largest Lyapunov exponent per trajectory by a short QR run (k = 1), and divergence flags."""
     gen = torch.Generator().manual_seed(int(seed) + 1)
     q = torch.randn(*h.shape, 1, generator=gen, dtype=torch.float64).to(dtype=h.dtype, device=h.device)

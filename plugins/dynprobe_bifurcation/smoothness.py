@@ -20,6 +20,7 @@ its initial state — the paper's system-identification setting of Fig. 1(b) —
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 import xarray as xr
@@ -165,7 +166,9 @@ def smoothness(
         start = torch.zeros(system.state_dim) if center is None else center.reshape(-1)
         h0 = start.to(dtype=system.dtype, device=system.device).expand(inputs.shape[1], -1)
         if inputs.shape[0] < T:
-            raise ProbeParameterError(f"probe 'smoothness': the data have {inputs.shape[0]} steps; need burn_in + max(lengths) = {T}")
+            raise ProbeParameterError(
+                f"probe 'smoothness': the data have {inputs.shape[0]} steps; need burn_in + max(lengths) = {T}"
+            )
     ensemble = the_path.build(base, vals)
     if inputs is not None:
         ensemble = ensemble.with_drive(sequence(inputs.to(ensemble.dtype)))

@@ -49,7 +49,8 @@ def scifar10(root: str | os.PathLike[str] | None = None, split: Literal["train",
     dirs = data_dirs(root, ("cifar-10-batches-py",))
     first = find_file(dirs, _BATCHES[split][:1])
     if first is None:
-        raise missing(f"dataset 'scifar10': CIFAR-10 {split} files", dirs, f"the CIFAR-10 python batches ({', '.join(_BATCHES[split])})")
+        raise missing(f"dataset 'scifar10': CIFAR-10 {split} files", dirs,
+                      f"the CIFAR-10 python batches ({', '.join(_BATCHES[split])})")
     paths = [first.parent / name for name in _BATCHES[split]]
     absent = [p.name for p in paths if not p.is_file()]
     if absent:

@@ -61,7 +61,9 @@ def load_mnist(root: str | os.PathLike[str] | None = None, split: Split = "test"
             x, y = f[f"x_{split}"], f[f"y_{split}"]
         source = npz
     if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
-        raise DatasetError(f"{source}: images {list(x.shape)} and labels {list(y.shape)} do not pair up; expected [n, H, W] and [n]")
+        raise DatasetError(
+            f"{source}: images {list(x.shape)} and labels {list(y.shape)} do not pair up; expected [n, H, W] and [n]"
+        )
     y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() > 9):
         raise DatasetError(f"{source}: labels outside 0..9")

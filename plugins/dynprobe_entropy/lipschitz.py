@@ -101,9 +101,9 @@ def _input_range(system: System) -> Tensor | None:
     if drive.kind == "autonomous":
         return torch.zeros(1, M, dtype=torch.float64)
     if drive.kind == "constant":
-        return getattr(drive, "value").to(torch.float64).expand(M).reshape(1, M)
+        return drive.value.to(torch.float64).expand(M).reshape(1, M)
     if drive.kind == "sequence":
-        return getattr(drive, "inputs").to(torch.float64).reshape(-1, M)
+        return drive.inputs.to(torch.float64).reshape(-1, M)
     return None
 
 

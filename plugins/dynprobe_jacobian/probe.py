@@ -31,7 +31,8 @@ from torch import Tensor
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.linearize import TangentMap, jacobian as one_step_jacobian, qr_positive
+from dynprobe.linearize import TangentMap, qr_positive
+from dynprobe.linearize import jacobian as one_step_jacobian
 
 from .product import ScaledProduct, explicit_singular_values, log_singular_values
 

@@ -31,7 +31,8 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
         lam = ds.exponent_mean.sel(exponent=1).values
         return [
             ("networks", str(ds.sizes["network"])),
-            ("lambda_1 over networks (min / median / max)", f"{np.nanmin(lam):+.4g} / {np.nanmedian(lam):+.4g} / {np.nanmax(lam):+.4g} 1/step"),
+            ("lambda_1 over networks (min / median / max)",
+             f"{np.nanmin(lam):+.4g} / {np.nanmedian(lam):+.4g} / {np.nanmax(lam):+.4g} 1/step"),
             ("regimes", ", ".join(f"{r}: {int((ds.regime.values == r).sum())}" for r in np.unique(ds.regime.values))),
         ]
     rows = []

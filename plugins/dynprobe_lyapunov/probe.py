@@ -206,7 +206,9 @@ def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int 
     ds = xr.Dataset(
         {
             "exponents": ([*lead_dims, "exponent"], lam, {"long_name": "Lyapunov exponent", **per_exp}),
-            "exponent_mean": ([*lead_dims[:-1], "exponent"], mean, {"long_name": "Lyapunov exponent, mean over samples", **per_exp}),
+            "exponent_mean": (
+                [*lead_dims[:-1], "exponent"], mean, {"long_name": "Lyapunov exponent, mean over samples", **per_exp}
+            ),
             "exponent_stderr": (
                 [*lead_dims[:-1], "exponent"],
                 stderr,
@@ -214,7 +216,9 @@ def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int 
             ),
             "convergence": ([*lead_dims, "time", "exponent"], trace, {"long_name": "running exponent estimate", **per_exp}),
             "kaplan_yorke_dimension": (lead_dims, ky, {"long_name": "Kaplan-Yorke dimension", "units": "1"}),
-            "entropy_rate": (lead_dims, entropy, {"long_name": "sum of positive exponents (KS entropy bound)", "units": "nats/step"}),
+            "entropy_rate": (
+                lead_dims, entropy, {"long_name": "sum of positive exponents (KS entropy bound)", "units": "nats/step"}
+            ),
             "timescale": ([*lead_dims, "exponent"], timescale, {"long_name": "memory timescale -1/lambda", "units": "step"}),
             "diverged": (lead_dims, diverged, {"long_name": "trajectory became non-finite", "units": "1"}),
             "regime": (lead_dims[:-1], regimes, {"long_name": "regime from the largest exponent", "units": "1"}),

@@ -74,7 +74,7 @@ def verdicts(ds: xr.Dataset) -> list[Verdict]:
                    f"{where} → λ_max ≈ ½ log χ₁ = {lam:+.4f}/step{measured}", _REF)]
     if np.isfinite(tau):
         out.append(Verdict("memory", f"mean-field theory: input correlations decay over τ ≈ {tau:.3g} steps",
-                           f"τ = −1/log|χ_c*|, χ_c* at c* for the inputs' Σ₁₂ (eq. 4 / 9)", _REF))
+                           "τ = −1/log|χ_c*|, χ_c* at c* for the inputs' Σ₁₂ (eq. 4 / 9)", _REF))
     T = 100
     out.append(Verdict("gradients", "mean-field theory: " + ("gradient variance stays O(1) (dynamical isometry "
                                                               "possible)" if phase == "critical" else

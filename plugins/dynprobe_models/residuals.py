@@ -35,7 +35,9 @@ _USES_BETA = {"heterogeneous", "product"}
 _USES_OMEGA = {"rotational", "product"}
 
 
-def linear_init(out_features: int, in_features: int, generator: torch.Generator, *, bias: bool = True) -> tuple[Tensor, Tensor | None]:
+def linear_init(
+    out_features: int, in_features: int, generator: torch.Generator, *, bias: bool = True
+) -> tuple[Tensor, Tensor | None]:
     """Weight ``[out, in]`` and bias ``[out]`` drawn as ``nn.Linear.reset_parameters`` draws them.
 
     Kaiming-uniform with a = √5 gives the bound gain·√(3/fan_in) = 1/√fan_in for the weight,

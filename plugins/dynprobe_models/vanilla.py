@@ -23,8 +23,7 @@ from torch import Tensor, nn
 
 from dynprobe import ModelSpec
 
-from .meanfield_cells import (PHI, MeanFieldCell, check_hyper, draw_gaussian, draw_recurrent, generator_for,
-                              step_weights)
+from .meanfield_cells import PHI, MeanFieldCell, check_hyper, draw_gaussian, draw_recurrent, generator_for, step_weights
 
 __all__ = ["VanillaRNN", "vanilla", "MODELS"]
 

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from dynprobe_lyapunov.qr import qr_iterate
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
 from dynprobe.tasks import SequenceData
-from dynprobe_lyapunov.qr import qr_iterate
 
 from .objective import LossName, Objective, ReadoutChoice, build_objective
 

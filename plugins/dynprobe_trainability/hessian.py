@@ -82,7 +82,9 @@ def _top_eigs(objective: Objective, names: Sequence[str], k: int, which: str, to
     try:
         vals, vecs = eigsh(op, k=k, which=which, v0=v0, tol=tol, maxiter=max(1000, 20 * d))
     except Exception as err:  # ArpackNoConvergence and friends: say how far it got
-        raise ConvergenceError(f"probe 'hessian': Lanczos did not converge for k={k} ({err}); try a smaller k or tol > 0") from err
+        raise ConvergenceError(
+            f"probe 'hessian': Lanczos did not converge for k={k} ({err}); try a smaller k or tol > 0"
+        ) from err
     order = np.argsort(-np.abs(vals) if which == "LM" else (vals if which == "SA" else -vals), kind="stable")
     vals, vecs = vals[order], vecs[:, order]
     lanczos_calls = calls[0]

@@ -185,7 +185,9 @@ def build_objective(
     if resolved not in ("mse", "rms", "cross_entropy"):
         raise ProbeParameterError(f"probe {probe!r}: loss must be auto, mse, rms or cross_entropy, got {loss!r}")
     if (resolved == "cross_entropy") != (seq.task == "classification"):
-        raise ProbeParameterError(f"probe {probe!r}: loss {resolved!r} does not fit the {seq.task} data {seq.name!r}; use loss='auto'")
+        raise ProbeParameterError(
+            f"probe {probe!r}: loss {resolved!r} does not fit the {seq.task} data {seq.name!r}; use loss='auto'"
+        )
     head, kind = _readout(probe, system, seq, readout, seed)
     targets = seq.targets.to(system.device)
     if targets.is_floating_point():

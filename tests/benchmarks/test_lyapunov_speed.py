@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import median_time
+from dynprobe_lyapunov import qr_iterate
 from torch import nn
 
 import dynprobe
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe_lyapunov import qr_iterate
 
 N, STEPS = 256, 100
 
@@ -41,7 +41,7 @@ def _hand_written(system, h, Q, steps):
 def _autograd(system, h, Q, steps):
     total = torch.zeros(Q.shape[0], Q.shape[-1], dtype=torch.float64)
     for t in range(steps):
-        J = torch.stack([torch.autograd.functional.jacobian(lambda x: system.map(x[None], t)[0], row) for row in h])
+        J = torch.stack([torch.autograd.functional.jacobian(lambda x, t=t: system.map(x[None], t)[0], row) for row in h])
         h = system.map(h, t)
         Q, R = qr_positive(J @ Q)
         total += torch.log(torch.diagonal(R, dim1=-2, dim2=-1))
