@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot", "phase_diagram", "sweep"]
+__all__ = ["plot", "phase_diagram", "sweep", "neighbourhood"]
 
 
 def _label(da: xr.DataArray) -> str:
@@ -81,8 +81,8 @@ def sweep(ds: xr.Dataset, axes: Any = None) -> Any:
     return axes
 
 
-def _comparison(ds: xr.Dataset, fig: Any) -> None:
-    ax1, ax2 = fig.subplots(1, 2)
+def _comparison(ds: xr.Dataset, axes: Any) -> None:
+    ax1, ax2 = axes
     t = ds["time"].values
     for key, style, label in (("cos_sim_theory", "k--", "theory"), ("cos_sim_tied", "C0-", "this network (tied)"),
                               ("cos_sim_untied", "C1-", "untied weights")):
@@ -119,13 +119,36 @@ def plot(ds: xr.Dataset) -> Any:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
         sweep(ds, axes)
         return fig
-    fig = plt.figure(figsize=(10, 4), constrained_layout=True)
-    if "cos_sim_tied" in ds:
-        _comparison(ds, fig)
-    else:
-        ax = fig.subplots()
-        ax.semilogy(ds["horizon"].values, ds["mean_sq_sv"].values, "o-", label="chi_1^T")
-        ax.semilogy(ds["horizon"].values, ds["var_jjt"].values, "s-", label="var of JJ^T spectrum")
-        ax.set(xlabel="horizon T", title=f"chi_1 = {float(ds.chi_1):.4g}, tau = {float(ds.tau):.4g}")
-        ax.legend()
+    compare = "cos_sim_tied" in ds
+    panels = (1 if "estimate" in ds.attrs else 0) + (2 if compare else 1)
+    fig = plt.figure(figsize=(5.2 * panels, 4), constrained_layout=True)
+    axes = list(np.atleast_1d(fig.subplots(1, panels)))
+    if "estimate" in ds.attrs:  # one network: where it sits in its phase diagram
+        estimate = json.loads(ds.attrs["estimate"])
+        ax = axes.pop(0)
+        phase_diagram(neighbourhood(estimate), ax, var="chi_1", mark=estimate)
+        ax.set_title(f"chi_1 around this network ({estimate['cell']}, {estimate['weights']} W)", fontsize=10)
+    if compare:
+        _comparison(ds, axes)
+        return fig
+    (ax,) = axes
+    ax.semilogy(ds["horizon"].values, ds["mean_sq_sv"].values, "o-", label="chi_1^T (mean squared singular value)")
+    ax.semilogy(ds["horizon"].values, ds["var_jjt"].values, "s-", label="variance of the JJ^T spectrum")
+    ax.set(xlabel="horizon T", title=f"chi_1 = {float(ds.chi_1):.4g}, tau = {float(ds.tau):.4g}")
+    ax.legend(fontsize=8)
     return fig
+
+
+def neighbourhood(estimate: Mapping[str, Any], points: int = 81) -> xr.Dataset:
+    """χ₁ over the plane the paper draws for the cell — (σ_b, σ_w) for vanilla, (μ_b, σ_w) for the
+    minimalRNN — spanning the network's own estimate, the other hyper-parameters held at it."""
+    from .probe import meanfield
+
+    sigma_w = np.linspace(0.05, max(2.5, 1.6 * estimate["sigma_w"]), points)
+    fixed = {k: estimate[k] for k in ("sigma_v", "sigma_b", "mu_b", "R", "sigma12")}
+    if estimate["cell"] == "minimalrnn":
+        fixed["mu_b"] = np.linspace(min(-4.0, estimate["mu_b"] - 1), max(4.0, estimate["mu_b"] + 1), points)
+    else:
+        fixed["sigma_b"] = np.linspace(0.0, max(1.0, 1.6 * estimate["sigma_b"]), points)
+    return meanfield(None, cell=estimate["cell"], phi=estimate["phi"], weights=estimate["weights"],
+                     sigma_w=sigma_w, correlations=False, measure=False, **fixed)
