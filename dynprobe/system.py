@@ -178,6 +178,7 @@ class System:
     What you can compute
         ``step(h, u)`` — the raw map F; ``inputs(t, h)`` — u_t from the drive;
         ``map(h, t)`` — the closed-loop map h ↦ F(h, u_t(h)); ``trajectory(h0, steps)``;
+        ``advance(h, steps)`` — the final state only (a burn-in);
         ``initial_state(samples, seed=...)``; ``output(h)``.
     What you can change (each returns a new System; a System is immutable)
         ``with_params(params, **updates)``, ``with_drive(drive)``, ``with_init(init)``,
@@ -433,6 +434,14 @@ class System:
                 f"got {list(h.shape)}"
             )
         return h, False
+
+    @torch.no_grad()
+    def advance(self, h: Tensor, steps: int, *, start: int = 0) -> Tensor:
+        """Iterate the closed-loop map ``steps`` times from ``h`` (time index ``start``) and
+        return only the final state — a burn-in, without keeping the trajectory."""
+        for t in range(start, start + steps):
+            h = self.map(h, t)
+        return h
 
     @torch.no_grad()
     def trajectory(self, h0: Tensor, steps: int, *, start: int = 0) -> Tensor:

@@ -176,3 +176,9 @@ def test_parse_drive(text, kind):
 def test_parse_drive_unknown_names_the_choices():
     with pytest.raises(DriveError, match="autonomous, constant:VALUE"):
         dynprobe.drives.parse_drive("sinus")
+
+
+def test_advance_ends_where_the_trajectory_ends():
+    s = logistic_system(3.9)
+    h0 = s.initial_state(3, seed=2)
+    torch.testing.assert_close(s.advance(h0, 25, start=4), s.trajectory(h0, 25, start=4)[-1], rtol=0, atol=0)

@@ -127,10 +127,7 @@ def jacobian(
     T = horizons[-1]
     n = system.state_dim
     system.check_run(burn_in + T)
-    h = system.initial_state(samples, seed=seed)
-    with torch.no_grad():
-        for t in range(burn_in):
-            h = system.map(h, t)
+    h = system.advance(system.initial_state(samples, seed=seed), burn_in)
     lead = tuple(h.shape[:-1])
     gen = torch.Generator().manual_seed(int(seed) + 1)
     Q0, _ = qr_positive(torch.randn(*lead, n, n, generator=gen, dtype=torch.float64))

@@ -137,10 +137,7 @@ def lyapunov(
         )
     system.check_run(burn_in + steps)
 
-    h = system.initial_state(samples, seed=seed)
-    with torch.no_grad():
-        for t in range(burn_in):
-            h = system.map(h, t)
+    h = system.advance(system.initial_state(samples, seed=seed), burn_in)
     gen = torch.Generator().manual_seed(int(seed) + 1)
     # the same tangent start for every network of an ensemble, as for its initial states
     Q0 = torch.randn(samples, n, k, generator=gen, dtype=torch.float64).to(device=system.device, dtype=system.dtype)

@@ -81,10 +81,7 @@ def scrambling(
             f"(got {steps}, {samples}, {burn_in}, {delta}, {close})"
         )
     system.check_run(burn_in + steps)
-    x = system.initial_state(samples, seed=seed)
-    with torch.no_grad():
-        for t in range(burn_in):
-            x = system.map(x, t)
+    x = system.advance(system.initial_state(samples, seed=seed), burn_in)
     gen = torch.Generator().manual_seed(int(seed) + 1)
     u = torch.randn(*x.shape, generator=gen, dtype=torch.float64).to(x)
     u = u / u.norm(dim=-1, keepdim=True)
