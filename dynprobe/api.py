@@ -183,15 +183,25 @@ def analyze(
         accepted = {p.name for p in spec.params}
         kwargs = {k: v for k, v in common.items() if k in accepted}
         kwargs.update(params.get(name, {}))
-        try:
-            children[name] = run(name, system, **kwargs)
-        except DynprobeError as err:
-            warnings.warn(f"dynprobe.analyze: probe {name!r} failed: {err}", RuntimeWarning, stacklevel=2)
-            children[name] = xr.Dataset(attrs={"probe": name, "status": "error", "error": f"{type(err).__name__}: {err}"})
-        except Exception as err:  # noqa: BLE001 - one probe must never lose the others' results
-            warnings.warn(f"dynprobe.analyze: probe {name!r} crashed: {err!r}", RuntimeWarning, stacklevel=2)
-            children[name] = xr.Dataset(attrs={"probe": name, "status": "error", "error": f"{type(err).__name__}: {err}"})
-    tree = xr.DataTree.from_dict(children)
+        ds, error = run_guarded("analyze", name, system, kwargs)
+        children[name] = ds if ds is not None else xr.Dataset(attrs={"probe": name, "status": "error", "error": error})
+    return results_tree(system, children)
+
+
+def run_guarded(caller: str, probe: str, system: System, params: Mapping[str, Any]) -> tuple[xr.Dataset | None, str]:
+    """:func:`run` that never raises: ``(dataset, "")``, or ``(None, "Type: message")`` with a
+    warning naming ``caller`` — one probe's failure must never lose the others' results."""
+    try:
+        return run(probe, system, **params), ""
+    except Exception as err:  # noqa: BLE001 - recorded and warned about, never lost
+        kind = "failed" if isinstance(err, DynprobeError) else "crashed"
+        warnings.warn(f"dynprobe.{caller}: probe {probe!r} {kind}: {err}", RuntimeWarning, stacklevel=3)
+        return None, f"{type(err).__name__}: {err}"
+
+
+def results_tree(system: System, children: Mapping[str, xr.Dataset]) -> xr.DataTree:
+    """A DataTree with one child per probe and the system's identity in the root attrs."""
+    tree = xr.DataTree.from_dict(dict(children))
     tree.attrs = {"system": system.describe(), "model_fingerprint": system.fingerprint(), "probes": ",".join(children)}
     return tree
 

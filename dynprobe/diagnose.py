@@ -8,7 +8,6 @@ defaults suit a system of this size (``Probe.suggest``), and what its result mea
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import xarray as xr
 from torch import nn
 
-from .api import run, wrap
-from .errors import DynprobeError, NotApplicable
+from .api import results_tree, run_guarded, wrap
+from .errors import NotApplicable
 from .registry import registry
 from .specs import Verdict
 from .system import System
@@ -116,12 +115,9 @@ def diagnose(
         spec = reg.probe(name)
         if "seed" in {p.name for p in spec.params}:
             chosen.setdefault("seed", seed)
-        try:
-            ds = run(name, system, **chosen)
-        except Exception as err:  # noqa: BLE001 - one probe must never lose the others' results
-            failed[name] = f"{type(err).__name__}: {err}"
-            kind = "failed" if isinstance(err, DynprobeError) else "crashed"
-            warnings.warn(f"dynprobe.diagnose: probe {name!r} {kind}: {err}", RuntimeWarning, stacklevel=2)
+        ds, error = run_guarded("diagnose", name, system, chosen)
+        if ds is None:
+            failed[name] = error
             continue
         children[name] = ds
         if spec.verdicts is not None:
@@ -129,6 +125,5 @@ def diagnose(
                 verdicts += [Verdict(v.topic, v.verdict, v.evidence, v.reference, probe=name) for v in spec.verdicts(ds)]
             except Exception as err:  # noqa: BLE001 - a broken verdict must not lose the result
                 failed[f"{name} (verdicts)"] = f"{type(err).__name__}: {err}"
-    tree = xr.DataTree.from_dict(children)
-    tree.attrs = {"system": system.describe(), "model_fingerprint": system.fingerprint(), "probes": ",".join(children)}
-    return Diagnosis(system, tree, verdicts, skipped, failed, plan, time.perf_counter() - start)
+    return Diagnosis(system, results_tree(system, children), verdicts, skipped, failed, plan,
+                     time.perf_counter() - start)
