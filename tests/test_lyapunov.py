@@ -95,10 +95,16 @@ def test_chaotic_lstm_is_chaotic():
 
 
 def test_float32_agrees_with_float64():
+    # Two precisions of a chaotic map follow different trajectories after a few dozen steps, so
+    # the two estimates are independent draws: their difference is judged by the results' own
+    # standard errors (4 sigma of the difference), never by a fixed tolerance.
     system = dynprobe.load_system("lstm2d_chaotic")
-    f64 = dynprobe.run("lyapunov", system, steps=3000, samples=2)
-    f32 = dynprobe.run("lyapunov", system.to(torch.float32), steps=3000, samples=2)
-    np.testing.assert_allclose(f32.exponent_mean.values, f64.exponent_mean.values, atol=0.03)
+    f64 = dynprobe.run("lyapunov", system, steps=3000, samples=4)
+    f32 = dynprobe.run("lyapunov", system.to(torch.float32), steps=3000, samples=4)
+    diff = f32.exponent_mean.values - f64.exponent_mean.values
+    sigma = np.hypot(f32.exponent_stderr.values, f64.exponent_stderr.values)
+    assert np.all(np.isfinite(sigma)) and np.all(sigma > 0), sigma
+    assert np.all(np.abs(diff) <= 4 * sigma), (diff, sigma)
     assert f32.attrs["dtype"] == "float32"
 
 
