@@ -21,7 +21,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 from . import accessor as _accessor  # noqa: F401 - registers the .dynprobe accessor
 from . import drives
 from .api import analyze, dataset, list_datasets, list_models, list_probes, model, run, set_threads, wrap
-from .batch import BatchSummary, batch, open_batch
+from .batching import BatchSummary, batch, open_batch
 from .diagnose import Diagnosis, diagnose
 from .drives import Drive, autonomous, constant, feedback, sequence
 from .errors import DynprobeError, PluginError
@@ -47,14 +47,14 @@ def critical_init(
     """Initialize a vanilla RNN or minimalRNN critically (χ₁ = 1) in place; return the chosen
     ``{"sigma_w", "sigma_v", "sigma_b", "Q_star", ...}``.
 
-    A thin delegate to the bundled ``meanfield`` plugin (``dynprobe_meanfield.critical_init``),
+    A thin delegate to the bundled ``meanfield`` plugin (``dynprobe.plugins.meanfield.critical_init``),
     which documents the parameters. Mean-field paper Algorithm 1 and §4.2.
     """
     try:
-        from dynprobe_meanfield import critical_init as implementation
+        from dynprobe.plugins.meanfield import critical_init as implementation
     except ImportError as err:
         raise PluginError(
-            "dynprobe.critical_init needs the bundled meanfield plugin (package dynprobe_meanfield), which failed to "
+            "dynprobe.critical_init needs the bundled meanfield plugin (package dynprobe.plugins.meanfield), which failed to "
             f"import ({type(err).__name__}: {err}); reinstall dynprobe"
         ) from err
     return implementation(module, cell=cell, q_star=q_star, mu_b=mu_b, R=R, weights=weights, phi=phi, seed=seed)

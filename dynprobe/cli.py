@@ -3,7 +3,7 @@
 ``dynprobe list [probes|models|datasets]``, ``dynprobe plugins``, and
 ``dynprobe run PROBE MODEL [options]`` where each probe's options are generated from its run
 function's signature (``dynprobe run lyapunov --help``), plus ``--param key=value``, and
-``dynprobe batch PATH_OR_GLOB... --probe NAME --out STORE`` (logic in :mod:`dynprobe.batch`).
+``dynprobe batch PATH_OR_GLOB... --probe NAME --out STORE`` (logic in :mod:`dynprobe.batching`).
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
     Re-running the same command skips results already complete for unchanged files. Exit
     status 1 when a checkpoint failed (its error is recorded in the store's index).
     """
-    from .batch import run_command
+    from .batching import run_command
 
     try:
         code = run_command(paths, probes, out, params, **options)

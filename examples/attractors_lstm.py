@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from dynprobe_bifurcation import Checkpoints, plot_2d, plot_orbit_diagram
 from torch import nn
 
 import dynprobe
+from dynprobe.plugins.bifurcation import Checkpoints, plot_2d, plot_orbit_diagram
 
 OMEGA = 0.218  # the constant input of the paper's Fig. 4
 

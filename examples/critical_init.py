@@ -24,9 +24,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from dynprobe_meanfield import predict_point  # noqa: E402
 
 import dynprobe  # noqa: E402
+from dynprobe.plugins.meanfield import predict_point  # noqa: E402
 
 
 def _networks(width: int, inputs: int, seed: int) -> dict[str, torch.nn.Module]:

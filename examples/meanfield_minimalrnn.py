@@ -26,10 +26,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from dynprobe_meanfield import cosine_mc, critical_hyper, fig1_schedule, predict  # noqa: E402
-from dynprobe_meanfield.theory import Grid, cosine_trajectory  # noqa: E402
 
 import dynprobe  # noqa: E402
+from dynprobe.plugins.meanfield import cosine_mc, critical_hyper, fig1_schedule, predict  # noqa: E402
+from dynprobe.plugins.meanfield.theory import Grid, cosine_trajectory  # noqa: E402
 
 FIG1 = {"sigma_w": 6.88, "sigma_v": 1.39, "sigma_b": 0.0, "R": 0.46}
 

@@ -26,9 +26,9 @@ import time
 import warnings
 
 import numpy as np
-from dynprobe_models.scrambling import FIG3_ROWS
 
 import dynprobe
+from dynprobe.plugins.models.scrambling import FIG3_ROWS
 
 WINDOW = (-1.0, 1.0)  # the notebook's plotting window
 NOTEBOOK_GRID = 163

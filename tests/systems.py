@@ -44,7 +44,7 @@ def henon_system(a: float = 1.4, b: float = 0.3) -> dynprobe.System:
 def tent_system() -> dynprobe.System:
     """The tent map 2x (x <= 1/2), 2(1 - x) beyond, on the whole line, as a ReLU network
     2 relu(x) - 2 relu(-x) - 4 relu(x - 1/2) (so the period3 probe treats it exactly)."""
-    from dynprobe_models.feedforward1d import feedforward_system
+    from dynprobe.plugins.models.feedforward1d import feedforward_system
 
     d = torch.float64
     return feedforward_system(

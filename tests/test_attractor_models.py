@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_entropy import weight_norm_bound
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import jacobian
+from dynprobe.plugins.entropy import weight_norm_bound
 from dynprobe.testing import check_adapter
 
 

@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 import dynprobe
-from dynprobe.batch.driver import _client, _cpu_count
-from dynprobe.batch.store import BatchStore
+from dynprobe.batching.driver import _client, _cpu_count
+from dynprobe.batching.store import BatchStore
 from dynprobe.checkpoints import PICKLE_REFUSAL, load_checkpoint
 from dynprobe.cli import cli
 from dynprobe.errors import DynprobeError, ProbeParameterError

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dynprobe_datasets.files import read_idx
 
 import dynprobe
 from dynprobe.errors import DatasetError
+from dynprobe.plugins.datasets.files import read_idx
 from dynprobe.tasks import SequenceData
 
 

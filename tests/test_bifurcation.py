@@ -9,7 +9,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from dynprobe_bifurcation import (
+from torch import nn
+
+import dynprobe
+from dynprobe import InitialState, System
+from dynprobe.errors import ProbeParameterError, UnknownNameError
+from dynprobe.plugins.bifurcation import (
     BiasMean,
     Checkpoints,
     Custom,
@@ -20,11 +25,6 @@ from dynprobe_bifurcation import (
     least_periods,
     suggest,
 )
-from torch import nn
-
-import dynprobe
-from dynprobe import InitialState, System
-from dynprobe.errors import ProbeParameterError, UnknownNameError
 from dynprobe.testing import check_probe
 
 F64 = torch.float64
@@ -311,15 +311,14 @@ def _finder_plugin(shift: float):
 
 @pytest.mark.parametrize(("shift", "expected"), [(0.0, 1), (0.05, 0)], ids=["agrees", "disagrees"])
 def test_periods_cross_checked_by_an_installed_finder(shift: float, expected: int) -> None:
-    import dynprobe_bifurcation
-
+    import dynprobe.plugins.bifurcation
     from dynprobe.registry import Registry, use_registry
 
-    reg = Registry(plugins=[dynprobe_bifurcation, _finder_plugin(shift)], entry_points=False)
+    reg = Registry(plugins=[dynprobe.plugins.bifurcation, _finder_plugin(shift)], entry_points=False)
     with use_registry(reg):
         ds = dynprobe.run("bifurcation", logistic(), path="scalar:r", values=[2.9, 3.5, 3.835], burn_in=300, steps=100)
     assert list(ds.period_verified.values) == [-1, expected, expected]  # fixed points are not sent
     assert ds.attrs["period_finder"].startswith("period3")
-    with use_registry(Registry(plugins=[dynprobe_bifurcation], entry_points=False)):
+    with use_registry(Registry(plugins=[dynprobe.plugins.bifurcation], entry_points=False)):
         none = dynprobe.run("bifurcation", logistic(), path="scalar:r", values=[3.5], steps=40)
     assert none.period_verified.item() == -1 and none.attrs["period_finder"] == "period3 not installed"

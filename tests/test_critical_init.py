@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from dynprobe_meanfield import critical_hyper, predict_point
 from meanfield_reference import E
 from scipy import special
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
+from dynprobe.plugins.meanfield import critical_hyper, predict_point
 
 
 @pytest.mark.parametrize("q_star,mu_b,R", [(16.0, 0.0, 0.46), (16.0, 2.0, 0.37), (30.0, -1.0, 1.0), (8.0, 2.0, 0.37)])
@@ -36,7 +36,7 @@ def test_vanilla_critical_line_and_the_solver_agree():
 
 
 def dynprobe_meanfield_estimate(cell, h, *, R, mu_b=0.0):
-    from dynprobe_meanfield import Estimate
+    from dynprobe.plugins.meanfield import Estimate
 
     return Estimate(cell=cell, phi="tanh", sigma_w=h["sigma_w"], sigma_v=h["sigma_v"], sigma_b=h["sigma_b"], mu_b=mu_b,
                     R=R, weights="orthogonal", hidden_size=1, input_size=1, source="test")
@@ -100,8 +100,8 @@ def test_top_level_delegate_names_the_missing_plugin(monkeypatch):
     real_import = builtins.__import__
 
     def fake(name, *args, **kwargs):
-        if name == "dynprobe_meanfield":
-            raise ImportError("No module named 'dynprobe_meanfield'")
+        if name == "dynprobe.plugins.meanfield":
+            raise ImportError("No module named 'dynprobe.plugins.meanfield'")
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", fake)

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_entropy import entropy, kl_entropy, lstm_bound, spectral_norms, suggest, weight_norm_bound
 from torch import nn
 
 import dynprobe
 from dynprobe import InitialState, System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import jacobian
+from dynprobe.plugins.entropy import entropy, kl_entropy, lstm_bound, spectral_norms, suggest, weight_norm_bound
 from dynprobe.testing import check_probe
 
 F64 = torch.float64

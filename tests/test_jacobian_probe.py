@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from dynprobe_jacobian import ScaledProduct, log_singular_values, norm_fraction
 
 import dynprobe
 from dynprobe.linearize import qr_positive
+from dynprobe.plugins.jacobian import ScaledProduct, log_singular_values, norm_fraction
 from dynprobe.testing import check_probe
 
 
@@ -171,7 +171,7 @@ def test_singular_products_have_log_singular_values_minus_infinity():
 
 
 def test_verdicts_name_isometry_vanishing_and_transient_growth():
-    from dynprobe_jacobian import report
+    from dynprobe.plugins.jacobian import report
 
     Q, _ = qr_positive(torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     iso = [v.verdict for v in report.verdicts(dynprobe.run("jacobian", linear(Q), horizons=(1, 50), samples=1))]

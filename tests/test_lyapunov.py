@@ -147,7 +147,7 @@ def test_diverging_trajectory_is_flagged_not_averaged():
 
 
 def test_kaplan_yorke_and_entropy_rate_follow_from_the_spectrum():
-    from dynprobe_lyapunov import kaplan_yorke
+    from dynprobe.plugins.lyapunov import kaplan_yorke
 
     np.testing.assert_allclose(kaplan_yorke(np.array([0.5, -0.2, -1.0])), 2 + 0.3 / 1.0)
     np.testing.assert_allclose(kaplan_yorke(np.array([-0.1, -0.2])), 0.0)
@@ -185,7 +185,7 @@ def test_traced_and_eager_runs_agree(monkeypatch):
 
 @pytest.mark.parametrize("r, regime", [(2.9, "ordered"), (3.9, "chaotic")])
 def test_verdicts_name_the_regime_and_memory(r, regime):
-    from dynprobe_lyapunov import verdicts
+    from dynprobe.plugins.lyapunov import verdicts
 
     ds = dynprobe.run("lyapunov", logistic_system(r), steps=2000, samples=2)
     found = {v.topic: v for v in verdicts(ds)}
@@ -199,7 +199,7 @@ def test_verdicts_name_the_regime_and_memory(r, regime):
 
 
 def test_marginal_linear_rotation_is_near_the_edge():
-    from dynprobe_lyapunov import verdicts
+    from dynprobe.plugins.lyapunov import verdicts
 
     c, s = math.cos(0.3), math.sin(0.3)
     ds = dynprobe.run("lyapunov", linear_system(torch.tensor([[c, -s], [s, c]])), steps=500)

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-from dynprobe_meanfield import estimate
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
+from dynprobe.plugins.meanfield import estimate
 from dynprobe.testing import check_adapter
 
 
@@ -34,7 +34,7 @@ def test_sequence_forward_is_the_iterated_cell_and_the_system_step(name):
 def test_conformance_of_the_adapter_and_of_the_generic_path(name):
     net = dynprobe.model(name, input_size=2, hidden_size=8, dtype=torch.float64)
     check_adapter(net)
-    from dynprobe_adapters.generic import dynprobe_adapt as generic
+    from dynprobe.plugins.adapters.generic import dynprobe_adapt as generic
 
     specific, fallback = dynprobe.wrap(net), generic(net, {"state_dim": None, "input_dim": None, "name": None})
     h = torch.randn(3, 8, dtype=torch.float64)

@@ -7,11 +7,11 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from dynprobe_meanfield import cosine_mc, cosine_trajectory, fig1_schedule, predict, predict_point
-from dynprobe_meanfield.theory import Grid
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.meanfield import cosine_mc, cosine_trajectory, fig1_schedule, predict, predict_point
+from dynprobe.plugins.meanfield.theory import Grid
 from dynprobe.testing import check_probe
 
 
@@ -101,7 +101,7 @@ def test_phase_diagram_plot_marks_a_point():
     import matplotlib
 
     matplotlib.use("Agg")
-    from dynprobe_meanfield import phase_diagram
+    from dynprobe.plugins.meanfield import phase_diagram
 
     ds = dynprobe.run("meanfield", None, sigma_w=list(np.linspace(0.5, 2.0, 12)), sigma_b=list(np.linspace(0, 0.5, 6)),
                       sigma_v=0.0)
@@ -111,7 +111,7 @@ def test_phase_diagram_plot_marks_a_point():
 
 
 def test_verdicts_state_the_predicted_phase_at_the_network():
-    from dynprobe_meanfield import report
+    from dynprobe.plugins.meanfield import report
 
     net = dynprobe.model("vanilla", input_size=32, hidden_size=64, dtype=torch.float64, seed=0)
     dynprobe.critical_init(net, q_star=0.5, R=1.0)  # σ_v from 2048 entries: χ₁ within ~0.002 of 1

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dynprobe_meanfield.activations import activation, sigmoid_parts
-from dynprobe_meanfield.quadrature import COARSE, FINE, CachedRule1D, expect_1d, expect_2d
 from meanfield_reference import E
 from scipy import special, stats
+
+from dynprobe.plugins.meanfield.activations import activation, sigmoid_parts
+from dynprobe.plugins.meanfield.quadrature import COARSE, FINE, CachedRule1D, expect_1d, expect_2d
 
 QS = np.geomspace(1e-5, 1e4, 7)
 MUS = np.array([-6.0, -1.0, 0.0, 2.0, 5.0])

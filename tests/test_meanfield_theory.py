@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from dynprobe_meanfield.theory import Grid, cosine_trajectory, predict
 from meanfield_reference import E
 from scipy import optimize, special
+
+from dynprobe.plugins.meanfield.theory import Grid, cosine_trajectory, predict
 
 
 def grid(cell="vanilla", phi="tanh", **kw):
@@ -111,8 +112,8 @@ def test_minimal_Q_star_solves_the_transcendental_equation_of_app_c():
 @pytest.mark.parametrize("cell", ["vanilla", "minimalrnn"])
 def test_chi_c_at_c_one_is_chi_1(cell):
     """App. E: at c* = 1 the correlation map's slope (eq. 4 / 9) equals χ₁ (eq. 4 / 13)."""
-    from dynprobe_meanfield import minimal, vanilla
-    from dynprobe_meanfield.activations import activation
+    from dynprobe.plugins.meanfield import minimal, vanilla
+    from dynprobe.plugins.meanfield.activations import activation
 
     sw, sv, sb, mu, R = 2.5, 1.0, 0.3, 0.5, 0.7
     out = predict(grid(cell, sigma_w=sw, sigma_v=sv, sigma_b=sb, mu_b=mu, R=R), correlations=False)
@@ -132,8 +133,8 @@ def test_chi_c_at_c_one_is_chi_1(cell):
 @pytest.mark.parametrize("cell", ["vanilla", "minimalrnn"])
 def test_chi_c_is_the_derivative_of_the_correlation_map(cell):
     """Price's theorem: d/dc E_c[f(u₁)g(u₂)] = q E_c[f′g′] — against a central difference."""
-    from dynprobe_meanfield import minimal, vanilla
-    from dynprobe_meanfield.activations import activation
+    from dynprobe.plugins.meanfield import minimal, vanilla
+    from dynprobe.plugins.meanfield.activations import activation
 
     sw, sv, sb, mu, R, s12 = 2.0, 1.0, 0.2, -0.3, 0.8, 0.3
     out = predict(grid(cell, sigma_w=sw, sigma_v=sv, sigma_b=sb, mu_b=mu, R=R, sigma12=s12))

@@ -13,10 +13,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_models.scrambling import FIG3_ROWS, rn_sigma2
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.models.scrambling import FIG3_ROWS, rn_sigma2
 
 N = 20_000
 

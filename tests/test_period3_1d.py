@@ -13,11 +13,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from dynprobe_models.feedforward1d import feedforward_system
-from dynprobe_periodic.certificate import lemma42
-from dynprobe_periodic.feedforward import dense_map
-from dynprobe_periodic.orbits1d import sharkovsky_key
-from dynprobe_periodic.pwl import compose
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from systems import logistic_system as logistic
@@ -25,6 +20,11 @@ from systems import tent_system
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.models.feedforward1d import feedforward_system
+from dynprobe.plugins.periodic.certificate import lemma42
+from dynprobe.plugins.periodic.feedforward import dense_map
+from dynprobe.plugins.periodic.orbits1d import sharkovsky_key
+from dynprobe.plugins.periodic.pwl import compose
 from dynprobe.testing import check_probe
 
 D = torch.float64

@@ -13,12 +13,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_periodic import find_periodic_orbits
 from systems import henon_system as henon
 from systems import linear_system, logistic_system
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.periodic import find_periodic_orbits
 from dynprobe.testing import check_probe
 
 D = torch.float64

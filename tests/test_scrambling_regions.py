@@ -13,13 +13,13 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from dynprobe_models.feedforward1d import feedforward_system
-from dynprobe_periodic.regions import LN_PHI
 from systems import logistic_system as logistic
 from systems import tent_system as tent
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.models.feedforward1d import feedforward_system
+from dynprobe.plugins.periodic.regions import LN_PHI
 from dynprobe.testing import check_probe
 
 matplotlib.use("Agg")

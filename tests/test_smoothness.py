@@ -8,12 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_bifurcation import smoothness
 from torch import nn
 
 import dynprobe
 from dynprobe import InitialState, System
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.bifurcation import smoothness
 from dynprobe.testing import check_probe
 
 F64 = torch.float64

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_trainability import build_objective
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plugins.trainability import build_objective
 from dynprobe.tasks import SequenceData
 from dynprobe.testing import check_probe
 

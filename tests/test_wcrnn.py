@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from dynprobe_models.residuals import residual_matrix
-from dynprobe_models.wcrnn import WCRNN
-from dynprobe_models.wcrnn_init import wcrnn_init
 from torch import nn
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
+from dynprobe.plugins.models.residuals import residual_matrix
+from dynprobe.plugins.models.wcrnn import WCRNN
+from dynprobe.plugins.models.wcrnn_init import wcrnn_init
 from dynprobe.testing import check_adapter
 
 
@@ -100,7 +100,7 @@ def test_step_forms_match_the_equations(form):
 def test_adapter_is_the_specific_one_and_passes_the_conformance_kit():
     m = dynprobe.model("wcrnn", hidden_size=6, input_size=2, residual="rotational", omega=0.4, eps=0.1, output_size=3)
     system = check_adapter(m)
-    assert system.meta["adapter"] == "dynprobe_models.wcrnn" and system.dtype == torch.float64
+    assert system.meta["adapter"] == "dynprobe.plugins.models.wcrnn" and system.dtype == torch.float64
     assert set(system.params) == {"weight_hh", "weight_ih", "bias", "R", "eps"}
     h = torch.randn(5, 6, dtype=torch.float64)
     expected = h @ m.readout.weight.detach().double().T + m.readout.bias.detach().double()

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 import dynprobe
-from dynprobe.batch.store import BatchStore, checkpoint_key
-from dynprobe.batch.work import LoadOptions, analyse_checkpoint
+from dynprobe.batching.store import BatchStore, checkpoint_key
+from dynprobe.batching.work import LoadOptions, analyse_checkpoint
 from dynprobe.registry import registry
 
 distributed = pytest.importorskip("distributed")

@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 
 import torch
-from dynprobe_trainability import build_objective, hvp_operator
 from torch.func import grad, jvp
 
 import dynprobe
+from dynprobe.plugins.trainability import build_objective, hvp_operator
 
 
 def _setup(hidden: int = 32, T: int = 100, batch: int = 64):

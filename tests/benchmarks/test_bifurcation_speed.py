@@ -31,8 +31,8 @@ def _baseline_per_value(values: np.ndarray, samples: int) -> float:
 
 
 def _vectorized_simulation(system: dynprobe.System, values: np.ndarray, samples: int) -> float:
-    from dynprobe_bifurcation import Scale, make_projection, record_orbits
-    from dynprobe_bifurcation.orbit import signature_basis
+    from dynprobe.plugins.bifurcation import Scale, make_projection, record_orbits
+    from dynprobe.plugins.bifurcation.orbit import signature_basis
 
     start = time.perf_counter()
     ensemble = Scale().build(system, values)

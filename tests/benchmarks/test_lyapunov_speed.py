@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import median_time
-from dynprobe_lyapunov import qr_iterate
 from torch import nn
 
 import dynprobe
 from dynprobe.linearize import TangentMap, qr_positive
+from dynprobe.plugins.lyapunov import qr_iterate
 
 N, STEPS = 256, 100
 

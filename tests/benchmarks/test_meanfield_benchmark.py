@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import median_time
-from dynprobe_meanfield.theory import Grid, predict
 
 import dynprobe
+from dynprobe.plugins.meanfield.theory import Grid, predict
 
 SIGMA_W = np.linspace(0.5, 4.0, 200)
 MU_B = np.linspace(-2.0, 2.0, 200)
