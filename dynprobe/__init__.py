@@ -24,7 +24,7 @@ from .api import analyze, dataset, list_datasets, list_models, list_probes, mode
 from .batching import BatchSummary, batch, open_batch
 from .diagnose import Diagnosis, diagnose
 from .drives import Drive, autonomous, constant, feedback, sequence
-from .errors import DynprobeError, PluginError
+from .errors import DynprobeError
 from .hookspecs import hookimpl
 from .report import write_report
 from .results import open_result, save, validate
@@ -32,37 +32,8 @@ from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .system import InitialState, StateLayout, StatePart, System
 from .targets import load_system
 
-
-def critical_init(
-    module: object,
-    *,
-    cell: str | None = None,
-    q_star: float = 0.5,
-    mu_b: float = 0.0,
-    R: float = 1.0,
-    weights: str | None = None,
-    phi: str | None = None,
-    seed: int = 0,
-) -> dict:
-    """Initialize a vanilla RNN or minimalRNN critically (χ₁ = 1) in place; return the chosen
-    ``{"sigma_w", "sigma_v", "sigma_b", "Q_star", ...}``.
-
-    A thin delegate to the bundled ``meanfield`` plugin (``dynprobe.plugins.meanfield.critical_init``),
-    which documents the parameters. Mean-field paper Algorithm 1 and §4.2.
-    """
-    try:
-        from dynprobe.plugins.meanfield import critical_init as implementation
-    except ImportError as err:
-        raise PluginError(
-            "dynprobe.critical_init needs the bundled meanfield plugin (package dynprobe.plugins.meanfield), which failed to "
-            f"import ({type(err).__name__}: {err}); reinstall dynprobe"
-        ) from err
-    return implementation(module, cell=cell, q_star=q_star, mu_b=mu_b, R=R, weights=weights, phi=phi, seed=seed)
-
-
 __all__ = [
     "__version__",
-    "critical_init",
     "System",
     "StateLayout",
     "StatePart",

@@ -28,7 +28,18 @@ from .errors import DriveError
 if TYPE_CHECKING:
     from .system import System
 
-__all__ = ["Drive", "autonomous", "constant", "sequence", "feedback", "parse_drive"]
+__all__ = [
+    "Drive",
+    "AutonomousDrive",
+    "ConstantDrive",
+    "SequenceDrive",
+    "FeedbackDrive",
+    "autonomous",
+    "constant",
+    "sequence",
+    "feedback",
+    "parse_drive",
+]
 
 
 class Drive(ABC):
@@ -56,7 +67,9 @@ class Drive(ABC):
         """Short text for provenance, e.g. ``constant(0.5)``."""
 
 
-class _Autonomous(Drive):
+class AutonomousDrive(Drive):
+    """u_t = 0 (made by :func:`autonomous`)."""
+
     kind = "autonomous"
 
     def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
@@ -66,11 +79,24 @@ class _Autonomous(Drive):
         return "autonomous"
 
 
-class _Constant(Drive):
+class ConstantDrive(Drive):
+    """u_t = ū (made by :func:`constant`).
+
+    Attributes
+    ----------
+    value
+        ū as a float64 tensor: a scalar (the same level on every input) or ``[M]``;
+        :meth:`level` gives it as ``[M]`` for a given system.
+    """
+
     kind = "constant"
 
     def __init__(self, value: Tensor) -> None:
         self.value = value
+
+    def level(self, system: System) -> Tensor:
+        """ū as ``[M]`` in the system's dtype and device."""
+        return self.value.to(device=system.device, dtype=system.dtype).expand(system.input_dim)
 
     def check(self, system: System) -> None:
         fits = self.value.ndim == 0 or (self.value.ndim == 1 and self.value.shape[0] == system.input_dim)
@@ -91,12 +117,30 @@ class _Constant(Drive):
         return f"constant({shown})"
 
 
-class _Sequence(Drive):
+class SequenceDrive(Drive):
+    """u_t = U[t] (made by :func:`sequence`).
+
+    Attributes
+    ----------
+    inputs
+        U as ``[time, batch, M]`` (one row per sample) or ``[time, M]``; :meth:`rows` gives
+        every input it holds as ``[K, M]``.
+    """
+
     kind = "sequence"
     time_varying = True
 
     def __init__(self, inputs: Tensor) -> None:
         self.inputs = inputs
+
+    @property
+    def steps(self) -> int:
+        """How many steps of input the sequence holds."""
+        return int(self.inputs.shape[0])
+
+    def rows(self, steps: int | None = None) -> Tensor:
+        """Every input row of the first ``steps`` steps (all by default) as ``[K, M]``."""
+        return self.inputs[:steps].reshape(-1, self.inputs.shape[-1])
 
     def check(self, system: System) -> None:
         if self.inputs.ndim not in (2, 3, 4) or self.inputs.shape[-1] != system.input_dim:
@@ -132,7 +176,9 @@ class _Sequence(Drive):
         return f"sequence({'x'.join(map(str, self.inputs.shape))})"
 
 
-class _Feedback(Drive):
+class FeedbackDrive(Drive):
+    """u_t = g(h_t) (made by :func:`feedback`); ``readout`` is g, or ``None`` for the System's own."""
+
     kind = "feedback"
 
     def __init__(self, readout: Callable[[Tensor], Tensor] | None) -> None:
@@ -169,7 +215,7 @@ class _Feedback(Drive):
 
 def autonomous() -> Drive:
     """u_t = 0: the autonomous system induced by the RNN (attractors paper §2)."""
-    return _Autonomous()
+    return AutonomousDrive()
 
 
 def constant(u: float | Tensor | np.ndarray | list[float]) -> Drive:
@@ -177,7 +223,7 @@ def constant(u: float | Tensor | np.ndarray | list[float]) -> Drive:
     value = torch.as_tensor(u, dtype=torch.float64)
     if not torch.isfinite(value).all():
         raise DriveError("drive 'constant': input contains NaN or inf; pass finite values")
-    return _Constant(value)
+    return ConstantDrive(value)
 
 
 def sequence(U: Tensor | np.ndarray) -> Drive:
@@ -199,7 +245,7 @@ def sequence(U: Tensor | np.ndarray) -> Drive:
         value = value.to(torch.get_default_dtype())
     if not torch.isfinite(value).all():
         raise DriveError("drive 'sequence': inputs contain NaN or inf; pass finite values")
-    return _Sequence(value)
+    return SequenceDrive(value)
 
 
 def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
@@ -209,7 +255,7 @@ def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
     readout (for ``nn.RNN/GRU/LSTM``: the top layer's ``h``). Linearization differentiates
     through it: the exponents are those of the closed-loop map.
     """
-    return _Feedback(readout)
+    return FeedbackDrive(readout)
 
 
 def parse_drive(text: str) -> Drive:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from .architecture import CUSTOM, Architecture
 from .errors import DriveError, ProbeParameterError
 
 if TYPE_CHECKING:
@@ -150,6 +151,14 @@ def _fit_readout(
     return copy.deepcopy(readout).to(device=device, dtype=dtype)
 
 
+def _check_arch(arch: Architecture | None) -> Architecture:
+    if arch is None:
+        return CUSTOM
+    if not isinstance(arch, Architecture):
+        raise TypeError(f"System: arch must be a dynprobe.architecture.Architecture, got {type(arch).__name__}")
+    return arch
+
+
 @dataclass(frozen=True, eq=False)
 class _Spec:
     step: StepFn
@@ -160,6 +169,7 @@ class _Spec:
     init: InitialState
     name: str
     kind: str
+    arch: Architecture = CUSTOM
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -173,8 +183,11 @@ class System:
         (dict of tensors; with a leading ``network`` axis for an ensemble), ``networks``
         (ensemble size or ``None``), ``drive``, ``readout`` (state → output, or ``None``),
         ``init`` (how initial states are drawn), ``dtype``, ``device``, ``name``, ``kind``
-        (a structural key: equal kinds can be stacked), ``meta`` (free-form facts from the
-        adapter), ``lead_shape(batch)``, ``fingerprint()``, ``describe()``.
+        (a structural key: equal kinds can be stacked), ``arch`` (the typed
+        :class:`~dynprobe.architecture.Architecture` record the adapter filled: cell family,
+        nonlinearity, layers, the parameters' roles — what probes read), ``meta`` (free-form
+        facts for people, e.g. the module's repr; no probe switches on it),
+        ``lead_shape(batch)``, ``fingerprint()``, ``describe()``.
     What you can compute
         ``step(h, u)`` — the raw map F; ``inputs(t, h)`` — u_t from the drive;
         ``map(h, t)`` — the closed-loop map h ↦ F(h, u_t(h)); ``trajectory(h0, steps)``;
@@ -204,6 +217,7 @@ class System:
         networks: int | None = None,
         name: str = "system",
         kind: str | None = None,
+        arch: Architecture | None = None,
         meta: Mapping[str, Any] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -243,6 +257,7 @@ class System:
             init=init or InitialState(),
             name=name,
             kind=kind or f"{name}:{getattr(step, '__qualname__', type(step).__name__)}",
+            arch=_check_arch(arch),
             meta=dict(meta or {}),
         )
         self._drive = drive or autonomous()
@@ -376,6 +391,10 @@ class System:
     @property
     def kind(self) -> str:
         return self._spec.kind
+
+    @property
+    def arch(self) -> Architecture:
+        return self._spec.arch
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -26,7 +26,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import dynprobe  # noqa: E402
-from dynprobe.plugins.meanfield import predict_point  # noqa: E402
+from dynprobe.plugins.meanfield import (
+    critical_init,  # noqa: E402
+    predict_point,  # noqa: E402
+)
 
 
 def _networks(width: int, inputs: int, seed: int) -> dict[str, torch.nn.Module]:
@@ -37,7 +40,7 @@ def _networks(width: int, inputs: int, seed: int) -> dict[str, torch.nn.Module]:
             probe = torch.randn(4000, inputs, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
             with torch.no_grad():
                 kwargs["R"] = float(critical.embed(probe).pow(2).mean())
-        dynprobe.critical_init(critical, seed=seed, **kwargs)
+        critical_init(critical, seed=seed, **kwargs)
         nets[f"{cell} critical"] = critical
         nets[f"{cell} off-critical"] = dynprobe.model(cell, input_size=inputs, hidden_size=width, sigma_w=1.0,
                                                       sigma_v=1.0, dtype=torch.float64, seed=seed)

@@ -46,7 +46,7 @@ def _pm(p: float, n: int) -> str:
 def _range_bound(system: dynprobe.System) -> float:
     """R with f(R) in [-R, R] for every network: 1 after a tanh output, else |w_L|_1 + |b_L|
     (the hidden tanh units are bounded by 1)."""
-    acts = system.meta["feedforward_1d"]["activations"]
+    acts = list(system.arch.activations)
     last = len(acts) - 1
     if acts[-1] == "tanh":
         return 1.0

@@ -10,7 +10,7 @@ from scipy import special
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
-from dynprobe.plugins.meanfield import critical_hyper, predict_point
+from dynprobe.plugins.meanfield import critical_hyper, critical_init, predict_point
 
 
 @pytest.mark.parametrize("q_star,mu_b,R", [(16.0, 0.0, 0.46), (16.0, 2.0, 0.37), (30.0, -1.0, 1.0), (8.0, 2.0, 0.37)])
@@ -54,7 +54,7 @@ def test_infeasible_requests_are_refused_with_the_reason():
 @pytest.mark.parametrize("weights", ["orthogonal", "gaussian"])
 def test_critical_init_writes_the_module_in_place(weights):
     net = dynprobe.model("vanilla", input_size=4, hidden_size=256, dtype=torch.float64, seed=3)
-    h = dynprobe.critical_init(net, q_star=0.5, R=1.0, weights=weights, seed=7)
+    h = critical_init(net, q_star=0.5, R=1.0, weights=weights, seed=7)
     assert h["chi_1"] == pytest.approx(1.0, abs=1e-9) and h["weights"] == weights and h["cell"] == "vanilla"
     W = net.W.detach()
     if weights == "orthogonal":
@@ -68,13 +68,13 @@ def test_critical_init_writes_the_module_in_place(weights):
 
 def test_critical_init_on_torch_rnn():
     rnn = torch.nn.RNN(3, 128).double()
-    h = dynprobe.critical_init(rnn, q_star=0.4, mu_b=0.0, R=1.0)
+    h = critical_init(rnn, q_star=0.4, mu_b=0.0, R=1.0)
     assert rnn.bias_hh_l0.abs().max() == 0
     p = predict_point(dynprobe.wrap(rnn), R=1.0)
     assert p.estimate.phi == "tanh" and p.estimate.weights == "orthogonal"
     assert p.estimate.sigma_w == pytest.approx(h["sigma_w"], rel=1e-12)
     with pytest.raises(UnsupportedModuleError, match="cannot initialize a GRU"):
-        dynprobe.critical_init(torch.nn.GRU(3, 8))
+        critical_init(torch.nn.GRU(3, 8))
 
 
 def test_critical_init_then_a_wide_network_has_largest_lyapunov_exponent_near_zero():
@@ -84,7 +84,7 @@ def test_critical_init_then_a_wide_network_has_largest_lyapunov_exponent_near_ze
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(250, 2, M, generator=gen, dtype=torch.float64)
     net = dynprobe.model("vanilla", input_size=M, hidden_size=N, dtype=torch.float64, seed=1)
-    dynprobe.critical_init(net, q_star=0.5, R=1.0)
+    critical_init(net, q_star=0.5, R=1.0)
     system = dynprobe.wrap(net, drive=dynprobe.sequence(x))
     lam = dynprobe.run("lyapunov", system, k=1, steps=200, burn_in=40, samples=2)
     assert abs(float(lam.exponent_mean[0])) < 0.02
@@ -92,18 +92,3 @@ def test_critical_init_then_a_wide_network_has_largest_lyapunov_exponent_near_ze
     off_system = dynprobe.wrap(off, drive=dynprobe.sequence(x))
     lam_off = dynprobe.run("lyapunov", off_system, k=1, steps=200, burn_in=40, samples=2)
     assert float(lam_off.exponent_mean[0]) < -0.1
-
-
-def test_top_level_delegate_names_the_missing_plugin(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def fake(name, *args, **kwargs):
-        if name == "dynprobe.plugins.meanfield":
-            raise ImportError("No module named 'dynprobe.plugins.meanfield'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", fake)
-    with pytest.raises(dynprobe.errors.PluginError, match="needs the bundled meanfield plugin"):
-        dynprobe.critical_init(torch.nn.RNN(2, 4))

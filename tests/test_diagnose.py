@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 import dynprobe
 from dynprobe.cli import cli
+from dynprobe.plugins.meanfield import critical_init
 
 
 class _Collect(HTMLParser):
@@ -170,7 +171,7 @@ def test_vanilla_rnn_at_sigma_w_half_is_ordered():
 
 def test_critically_initialized_rnn_is_near_the_edge():
     net = dynprobe.model("vanilla", hidden_size=128)
-    dynprobe.critical_init(net, q_star=0.5, R=1.0)
+    critical_init(net, q_star=0.5, R=1.0)
     inputs = torch.randn(3000, 4, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     system = dynprobe.wrap(net, dtype=torch.float64, drive=dynprobe.sequence(inputs))
     result = dynprobe.diagnose(system, probes=["lyapunov", "meanfield"])

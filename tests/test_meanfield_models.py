@@ -27,7 +27,7 @@ def test_sequence_forward_is_the_iterated_cell_and_the_system_step(name):
         torch.testing.assert_close(h_sys, h, rtol=0, atol=1e-14)
         torch.testing.assert_close(out[t], h)
     torch.testing.assert_close(hT, h)
-    assert system.meta["cell"] == name and system.kind.startswith("meanfield:")
+    assert system.arch.family == {"vanilla": "elman", "minimalrnn": "minimalrnn"}[name] and system.kind.startswith("meanfield:")
 
 
 @pytest.mark.parametrize("name", ["vanilla", "minimalrnn"])

@@ -10,7 +10,7 @@ import torch
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
-from dynprobe.plugins.meanfield import cosine_mc, cosine_trajectory, fig1_schedule, predict, predict_point
+from dynprobe.plugins.meanfield import cosine_mc, cosine_trajectory, critical_init, fig1_schedule, predict, predict_point
 from dynprobe.plugins.meanfield.theory import Grid
 from dynprobe.testing import check_probe
 
@@ -114,7 +114,7 @@ def test_verdicts_state_the_predicted_phase_at_the_network():
     from dynprobe.plugins.meanfield import report
 
     net = dynprobe.model("vanilla", input_size=32, hidden_size=64, dtype=torch.float64, seed=0)
-    dynprobe.critical_init(net, q_star=0.5, R=1.0)  # σ_v from 2048 entries: χ₁ within ~0.002 of 1
+    critical_init(net, q_star=0.5, R=1.0)  # σ_v from 2048 entries: χ₁ within ~0.002 of 1
     system = dynprobe.wrap(net, drive=dynprobe.sequence(torch.randn(50, 2, 32, dtype=torch.float64)))
     ds = dynprobe.run("meanfield", system, R=1.0, measure=False)
     found = {v.topic: v.verdict for v in report.verdicts(ds)}

@@ -29,7 +29,7 @@ def _var_ok(x: torch.Tensor, want: float) -> None:
 
 def test_rn_draws_and_map():
     system = dynprobe.model("rn", k=16, sigma2=3.0, networks=N, seed=0)
-    assert system.networks == N and system.meta["model"] == "rn" and system.meta["domain"] == [0.0, 1.0]
+    assert system.networks == N and system.arch.model == "rn" and system.arch.domain == (0.0, 1.0)
     a, b = system.params["w1"][:, 0, :], -system.params["b0"]
     _var_ok(a, 3.0 / 16)
     assert (b >= 0).all() and (b < 1).all() and abs(float(b.mean()) - 0.5) < 0.01
@@ -53,7 +53,7 @@ def test_fig3_schemes_follow_the_table(row):
     system = dynprobe.model("fig3", row=row, k=k, networks=N, seed=row)
     (w1, b1, s1), (w2, b2, s2) = FIG3_ROWS[row]
     p = system.params
-    assert system.meta["feedforward_1d"]["activations"] == [s1, s2]
+    assert system.arch.activations == (s1, s2)
     drawn = ((w1, p["w0"], 1, k), (b1, p["b0"], 1, k), (w2, p["w1"], k, 1), (b2, p["b1"], k, 1))
     for scheme, value, fan_in, fan_out in drawn:
         if scheme == "one":
@@ -75,7 +75,7 @@ def test_fig3_schemes_follow_the_table(row):
 
 def test_fig3_variants_and_members():
     deep = dynprobe.model("fig3", row=3, k=3, depth=3, activation="tanh", clip=True, networks=5, seed=1)
-    assert deep.meta["feedforward_1d"] == {"activations": ["tanh", "tanh", "tanh"], "clip": [0.0, 1.0]}
+    assert (deep.arch.activations, deep.arch.clip) == (("tanh", "tanh", "tanh"), (0.0, 1.0))
     x = torch.linspace(-2, 2, 7, dtype=torch.float64)[:, None]
     for n in range(5):
         p = {k: v[n] for k, v in deep.params.items()}

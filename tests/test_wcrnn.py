@@ -100,7 +100,7 @@ def test_step_forms_match_the_equations(form):
 def test_adapter_is_the_specific_one_and_passes_the_conformance_kit():
     m = dynprobe.model("wcrnn", hidden_size=6, input_size=2, residual="rotational", omega=0.4, eps=0.1, output_size=3)
     system = check_adapter(m)
-    assert system.meta["adapter"] == "dynprobe.plugins.models.wcrnn" and system.dtype == torch.float64
+    assert system.arch.family == "wcrnn" and system.arch.param("residual") == "R" and system.dtype == torch.float64
     assert set(system.params) == {"weight_hh", "weight_ih", "bias", "R", "eps"}
     h = torch.randn(5, 6, dtype=torch.float64)
     expected = h @ m.readout.weight.detach().double().T + m.readout.bias.detach().double()

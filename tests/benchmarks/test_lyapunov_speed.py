@@ -12,7 +12,7 @@ from torch import nn
 
 import dynprobe
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe.plugins.lyapunov import qr_iterate
+from dynprobe.tangent import qr_iterate
 
 N, STEPS = 256, 100
 

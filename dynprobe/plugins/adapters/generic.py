@@ -19,6 +19,7 @@ from torch.func import functional_call, jvp, vmap
 
 import dynprobe
 from dynprobe import StateLayout, System
+from dynprobe.architecture import Architecture
 from dynprobe.errors import UnsupportedModuleError
 
 __all__ = ["dynprobe_adapt"]
@@ -100,7 +101,8 @@ def dynprobe_adapt(module: Any, options: dict[str, Any]) -> System | None:
         layout=layout,
         name=options.get("name") or type(module).__name__,
         kind=f"generic:{type(module).__module__}.{type(module).__qualname__}",
-        meta={"adapter": "dynprobe.plugins.adapters.generic", "module": type(module).__qualname__},
+        arch=Architecture(source="dynprobe.plugins.adapters.generic"),
+        meta={"module": type(module).__qualname__},
     )
     h = torch.zeros(2, system.state_dim, dtype=dtype)
     u = torch.zeros(2, m, dtype=dtype)

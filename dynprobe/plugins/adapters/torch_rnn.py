@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dynprobe import StateLayout, System
+from dynprobe.architecture import Architecture, WeightRole
 from dynprobe.errors import UnsupportedModuleError
 
 __all__ = ["wrap_torch_rnn", "RNNConfig", "make_step"]
@@ -56,6 +57,18 @@ class RNNConfig:
         if self.mode == "LSTM":
             sizes += [("c", layer, self.hidden) for layer in range(self.layers)]
         return StateLayout.from_sizes(sizes)
+
+    def architecture(self) -> Architecture:
+        """The typed record probes read (family, nonlinearity, sizes, the weights' roles)."""
+        family = {"RNN_TANH": "elman", "RNN_RELU": "elman", "GRU": "gru", "LSTM": "lstm"}[self.mode]
+        phi = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}.get(self.mode, "")
+        roles = [("weight_ih", "input"), ("weight_hh", "recurrent")]
+        roles += [("bias_ih", "input_bias"), ("bias_hh", "recurrent_bias")] if self.bias else []
+        roles += [("weight_hr", "projection")] if self.proj else []
+        weights = tuple(WeightRole(self.key(what, layer), role, layer) for layer in range(self.layers) for what, role in roles)
+        return Architecture(family=family, nonlinearity=phi, layers=self.layers, hidden_size=self.hidden,
+                            input_size=self.input_size, proj_size=self.proj, bias=self.bias, cell=self.cell,
+                            weights=weights, source="dynprobe.plugins.adapters.torch_rnn")
 
     def describe(self) -> str:
         name = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "GRU": "GRU", "LSTM": "LSTM"}[self.mode]
@@ -158,8 +171,6 @@ def wrap_torch_rnn(module: nn.Module, options: dict[str, Any]) -> System:
         readout=readout,
         name=options.get("name") or cfg.describe(),
         kind=f"torch:{cfg}",
-        meta={"module": cfg.describe(), "adapter": "dynprobe.plugins.adapters.torch_rnn",
-              "dropout": float(getattr(module, "dropout", 0.0) or 0.0),
-              "cell": cfg.mode, "num_layers": cfg.layers, "hidden_size": cfg.hidden, "bias": cfg.bias,
-              "proj_size": cfg.proj},
+        arch=cfg.architecture(),
+        meta={"module": cfg.describe(), "dropout": float(getattr(module, "dropout", 0.0) or 0.0)},
     )

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from dynprobe import System
-from dynprobe.drives import autonomous
+from dynprobe.drives import ConstantDrive, autonomous
 from dynprobe.errors import ProbeParameterError
 
 __all__ = [
@@ -142,6 +142,7 @@ def lift_inputs(system: System, levels: Tensor, *, suffix: str = "input_level") 
         networks=int(levels.shape[0]),
         name=system.name,
         kind=f"{system.kind}+{suffix}",
+        arch=system.arch,
         meta=system.meta,
         dtype=system.dtype,
         device=system.device,
@@ -150,9 +151,8 @@ def lift_inputs(system: System, levels: Tensor, *, suffix: str = "input_level") 
 
 def current_input(system: System) -> Tensor:
     drive = system.drive
-    if drive.kind == "constant":
-        value = drive.value
-        return value.to(torch.float64).expand(system.input_dim).clone()
+    if isinstance(drive, ConstantDrive):
+        return drive.value.to(torch.float64).expand(system.input_dim).clone()
     return torch.ones(system.input_dim, dtype=torch.float64)
 
 

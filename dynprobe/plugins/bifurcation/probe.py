@@ -21,7 +21,7 @@ import xarray as xr
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe.plugins.lyapunov import qr_iterate
+from dynprobe.tangent import qr_iterate
 
 from .classify import REGIMES, classify
 from .orbit import make_projection, record_orbits, signature_basis

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from dynprobe import System
-from dynprobe.drives import autonomous
+from dynprobe.drives import ConstantDrive, autonomous
 from dynprobe.errors import ProbeParameterError
 
 from .paths import ParamPath, current_input, lift_inputs
@@ -59,7 +59,7 @@ def stack_systems(template: System, systems: Sequence[System], what: str) -> Sys
     drives = {s.drive.describe() for s in systems}
     lifted = False
     if len(drives) > 1:
-        if not all(s.drive.kind == "constant" for s in systems):
+        if not all(isinstance(s.drive, ConstantDrive) for s in systems):
             raise ProbeParameterError(
                 f"path {what!r}: the Systems differ in their drives ({', '.join(sorted(drives))}); only constant "
                 "inputs may vary along a path — use the same drive, or constant(...) drives"

@@ -30,6 +30,7 @@ from torch import Tensor
 from torch.func import jvp, vjp
 
 from dynprobe import System
+from dynprobe.drives import AutonomousDrive, ConstantDrive, FeedbackDrive, SequenceDrive
 
 __all__ = ["spectral_norms", "WeightBound", "weight_norm_bound", "lstm_bound", "contractivity"]
 
@@ -74,17 +75,13 @@ def _none(reason: str) -> WeightBound:
     return WeightBound(math.nan, "", f"none: {reason}")
 
 
-def _key(system: System, what: str, layer: int) -> str:
-    plain = f"{what}"
-    return plain if plain in system.params else f"{what}_l{layer}"
-
-
 def _elman_bound(system: System, layers: int) -> WeightBound:
     """‖J‖₂ ≤ ‖B‖₂ with B the matrix of block-norm bounds: B_ll = ‖W_hh^l‖₂ and
     B_lk = ‖W_ih^l‖₂ B_{l−1,k} for k < l (layer l reads the new h of layer l − 1)."""
     p = system.params
-    w = [float(torch.linalg.matrix_norm(p[_key(system, "weight_hh", l)].double(), ord=2)) for l in range(layers)]
-    u = [float(torch.linalg.matrix_norm(p[_key(system, "weight_ih", l)].double(), ord=2)) for l in range(layers)]
+    arch = system.arch
+    w = [float(torch.linalg.matrix_norm(p[arch.param("recurrent", l)].double(), ord=2)) for l in range(layers)]
+    u = [float(torch.linalg.matrix_norm(p[arch.param("input", l)].double(), ord=2)) for l in range(layers)]
     B = np.zeros((layers, layers))
     for l in range(layers):
         B[l, l] = w[l]
@@ -98,12 +95,12 @@ def _input_range(system: System) -> Tensor | None:
     """All inputs the drive can apply, as rows ``[K, M]``; None when they depend on the state."""
     drive = system.drive
     M = system.input_dim
-    if drive.kind == "autonomous":
+    if isinstance(drive, AutonomousDrive):
         return torch.zeros(1, M, dtype=torch.float64)
-    if drive.kind == "constant":
+    if isinstance(drive, ConstantDrive):
         return drive.value.to(torch.float64).expand(M).reshape(1, M)
-    if drive.kind == "sequence":
-        return drive.inputs.to(torch.float64).reshape(-1, M)
+    if isinstance(drive, SequenceDrive):
+        return drive.rows().to(torch.float64)
     return None
 
 
@@ -132,28 +129,27 @@ def lstm_bound(w_hh: Tensor, w_ih: Tensor, bias: Tensor | None, inputs: Tensor) 
 
 def weight_norm_bound(system: System) -> WeightBound:
     """An upper bound on L_f from the weights when the System's cell allows one."""
-    meta = system.meta
-    cell = meta.get("cell")
-    if system.drive.kind == "feedback":
+    arch = system.arch
+    if isinstance(system.drive, FeedbackDrive):
         return _none("the feedback drive closes the loop through a readout; no weight bound for the closed loop")
-    if cell in ("RNN_TANH", "RNN_RELU"):
-        return _elman_bound(system, int(meta.get("num_layers", 1)))
-    if cell == "LSTM":
-        if int(meta.get("num_layers", 1)) != 1 or int(meta.get("proj_size", 0) or 0):
+    two_weights = arch.param("recurrent") is not None and arch.param("input") is not None
+    if arch.family == "elman" and arch.nonlinearity in ("tanh", "relu") and two_weights and not arch.params("input_map"):
+        return _elman_bound(system, arch.layers)
+    if arch.family == "lstm" and two_weights:
+        if arch.layers != 1 or arch.proj_size:
             return _none("the LSTM bound is derived for one layer without projection")
         inputs = _input_range(system)
         if inputs is None:
             return _none(f"inputs of the {system.drive.kind} drive are not known in advance")
         p = system.params
-        bias = None
-        if meta.get("bias"):
-            bias = p[_key(system, "bias_ih", 0)] + p[_key(system, "bias_hh", 0)]
-        value, fbar = lstm_bound(p[_key(system, "weight_hh", 0)], p[_key(system, "weight_ih", 0)], bias, inputs)
+        biases = [p[n] for role in ("input_bias", "recurrent_bias", "bias") for n in arch.params(role)]
+        bias = sum(biases) if biases else None
+        value, fbar = lstm_bound(p[arch.param("recurrent")], p[arch.param("input")], bias, inputs)
         return WeightBound(value, "max(|dh|_inf, |dc|_inf) on |h|<=1, |c_j|<=1/(1-f_j)",
                            f"one-layer LSTM row-sum bound (forget gate <= {float(fbar.max()):.4g})")
-    if cell is None:
-        return _none("the System does not say which cell it is (no 'cell' in meta)")
-    return _none(f"no weight-norm bound implemented for {cell} cells")
+    if arch.family == "custom":
+        return _none("the System does not say which cell it is (its adapter filled no Architecture record)")
+    return _none(f"no weight-norm bound implemented for {arch.family_name} cells")
 
 
 def contractivity(upper: WeightBound, lower: float) -> tuple[str, str]:

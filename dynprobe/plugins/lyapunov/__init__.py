@@ -14,9 +14,8 @@ import dynprobe
 from dynprobe import Probe, System, Verdict
 
 from .probe import kaplan_yorke, lyapunov, regime_of
-from .qr import QRRun, qr_iterate
 
-__all__ = ["lyapunov", "qr_iterate", "QRRun", "kaplan_yorke", "regime_of", "verdicts", "dynprobe_probes"]
+__all__ = ["lyapunov", "kaplan_yorke", "regime_of", "verdicts", "dynprobe_probes"]
 
 
 def suggest(system: System) -> dict[str, Any]:

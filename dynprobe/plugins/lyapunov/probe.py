@@ -20,8 +20,7 @@ import xarray as xr
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
-
-from .qr import qr_iterate
+from dynprobe.tangent import qr_iterate
 
 __all__ = ["lyapunov", "kaplan_yorke", "regime_of", "REGIME_TOL"]
 

@@ -1,9 +1,8 @@
-"""Bundled plugin: the ``meanfield`` probe, critical initialization, and the mean-field cells'
-adapter.
+"""Bundled plugin: the ``meanfield`` probe and critical initialization.
 
 Public API: :func:`meanfield` (the probe), :func:`predict` (theory on a grid),
 :func:`predict_point` / :func:`estimate` (what theory predicts for a given network, and where
-to mark it), :func:`critical_init` (Algorithm 1; ``dynprobe.critical_init`` delegates here),
+to mark it), :func:`critical_init` (Algorithm 1),
 :func:`cosine_mc` (the Fig. 1 Monte-Carlo), :func:`phase_diagram` (the plot).
 
 Reference: mean-field paper (``mean-field-dynamical-isometry-minimalrnn.txt``) §3, App. B–E.
@@ -14,7 +13,6 @@ from __future__ import annotations
 import dynprobe
 from dynprobe import Probe
 
-from .adapter import dynprobe_adapt
 from .critical import critical_hyper, critical_init
 from .estimate import Estimate, Prediction, estimate, predict_point
 from .montecarlo import cosine_mc, fig1_schedule
@@ -39,7 +37,6 @@ __all__ = [
     "phase_diagram",
     "plot",
     "dynprobe_probes",
-    "dynprobe_adapt",
 ]
 
 

@@ -22,6 +22,7 @@ import torch
 import xarray as xr
 
 from dynprobe import System
+from dynprobe.drives import SequenceDrive
 
 from .estimate import Estimate, network_weights, predict_point
 from .montecarlo import cosine_mc, fig1_schedule
@@ -59,7 +60,7 @@ def measured(system: System, est: Estimate, *, horizons: Sequence[int], measure:
         "var_jjt_estimate": _var(h, v["var_jjt"], "variance of the J J^T spectrum predicted at the estimate"),
     })
     coords = {}
-    if system.drive.kind == "sequence" and system.drive.inputs.ndim >= 3:
+    if isinstance(system.drive, SequenceDrive) and system.drive.inputs.ndim >= 3:
         samples = int(system.drive.inputs.shape[-2])  # one trajectory per input sequence of the drive
     if measure:
         lyap = dynprobe.run("lyapunov", system, k=1, steps=steps, samples=samples, seed=seed)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
+from dynprobe.weights import draw_gaussian, draw_recurrent, generator_for
 
 from .activations import activation, sigmoid_parts
 from .quadrature import expect_1d
@@ -95,8 +96,6 @@ def _cell_of(module: nn.Module) -> str:
 
 @torch.no_grad()
 def _write_torch_rnn(module: nn.Module, hyper: dict[str, float], mu_b: float, weights: str, seed: int) -> None:
-    from dynprobe.plugins.models.meanfield_cells import draw_gaussian, draw_recurrent, generator_for
-
     if isinstance(module, nn.RNN) and (module.num_layers != 1 or module.bidirectional):
         raise UnsupportedModuleError("critical_init: nn.RNN must have one layer and one direction")
     suffix = "_l0" if isinstance(module, nn.RNN) else ""

@@ -28,11 +28,13 @@ import torch
 from torch import Tensor, nn
 
 from dynprobe import System
+from dynprobe.architecture import Architecture
+from dynprobe.drives import AutonomousDrive, ConstantDrive, SequenceDrive
 from dynprobe.errors import ProbeParameterError, UnsupportedModuleError
 
 from .theory import Grid, predict
 
-__all__ = ["Estimate", "estimate", "predict_point", "Prediction", "input_moment", "network_weights"]
+__all__ = ["Estimate", "estimate", "predict_point", "Prediction", "input_moment", "network_weights", "mean_field_cell"]
 
 ORTHOGONAL_SPREAD = 1e-3
 """W counts as σ_w·orthogonal when std/mean of its singular values is below this."""
@@ -73,23 +75,33 @@ def _weights_law(W: np.ndarray) -> str:
     return "orthogonal" if np.all(spread < ORTHOGONAL_SPREAD) else "gaussian"
 
 
+def mean_field_cell(arch: Architecture) -> str | None:
+    """The theory's cell for a network of this architecture: ``vanilla`` for a one-layer Elman
+    RNN with a known activation, ``minimalrnn``; ``None`` when the theory does not describe it."""
+    if arch.family == "elman" and arch.layers == 1 and arch.nonlinearity and arch.param("recurrent") is not None:
+        return "vanilla"
+    if arch.family == "minimalrnn" and arch.param("input_map") is not None:
+        return "minimalrnn"
+    return None
+
+
 def network_weights(target: System) -> tuple[str, str, dict[str, np.ndarray], str]:
     """(cell, phi, {W, V, b[, W_x]}, description) of a supported network's System."""
     if isinstance(target, System):
-        meta, p = target.meta, {k: _np(v) for k, v in target.params.items()}
-        if meta.get("cell") in ("vanilla", "minimalrnn"):
-            return meta["cell"], meta["phi"], p, target.describe()
-        if meta.get("adapter") == "dynprobe.plugins.adapters.torch_rnn" and meta.get("cell") in ("RNN_TANH", "RNN_RELU"):
-            if int(meta.get("num_layers", 1)) != 1:
-                raise UnsupportedModuleError(
-                    f"meanfield: {target.name} has {meta['num_layers']} layers; the mean-field theory here is for one "
-                    "recurrent layer; estimate a single-layer network or pass sigma_w=..., sigma_v=... explicitly"
-                )
-            suffix = "_l0" if "weight_hh_l0" in p else ""
-            W, V = p[f"weight_hh{suffix}"], p[f"weight_ih{suffix}"]
-            b = p[f"bias_ih{suffix}"] + p[f"bias_hh{suffix}"] if f"bias_ih{suffix}" in p else np.zeros(W.shape[:-1])
-            phi = "tanh" if meta["cell"] == "RNN_TANH" else "relu"
-            return "vanilla", phi, {"W": W, "V": V, "b": b}, target.describe()
+        arch, p = target.arch, {k: _np(v) for k, v in target.params.items()}
+        if arch.family == "elman" and arch.layers != 1:
+            raise UnsupportedModuleError(
+                f"meanfield: {target.name} has {arch.layers} layers; the mean-field theory here is for one "
+                "recurrent layer; estimate a single-layer network or pass sigma_w=..., sigma_v=... explicitly"
+            )
+        cell = mean_field_cell(arch)
+        if cell is not None:
+            W, V = p[arch.param("recurrent")], p[arch.param("input")]
+            biases = [p[n] for role in ("bias", "input_bias", "recurrent_bias") for n in arch.params(role)]
+            weights = {"W": W, "V": V, "b": sum(biases) if biases else np.zeros(W.shape[:-1])}
+            if cell == "minimalrnn":
+                weights["W_x"] = p[arch.param("input_map")]
+            return cell, arch.nonlinearity, weights, target.describe()
         raise UnsupportedModuleError(
             f"meanfield: cannot read mean-field hyper-parameters from {target.name} ({target.kind}); supported: "
             "VanillaRNN, MinimalRNN, one-layer nn.RNN / nn.RNNCell; or pass sigma_w=..., sigma_v=... explicitly"
@@ -105,14 +117,14 @@ def input_moment(system: System, cell: str, W_x: np.ndarray | None, steps: int =
     coordinate; Σ₁₂ = 1 for autonomous and constant drives (both copies see the same input).
     R is ``None`` when the drive cannot tell (feedback)."""
     drive = system.drive
-    if drive.kind == "autonomous":
+    if isinstance(drive, AutonomousDrive):
         return 0.0, 1.0
-    if drive.kind == "feedback":
+    if isinstance(drive, ConstantDrive):
+        x = drive.level(system)[None]
+    elif isinstance(drive, SequenceDrive):
+        x = drive.rows(steps)  # every input row the sequence holds
+    else:  # feedback (or a third party's drive): the inputs depend on the state
         return None, 1.0
-    if drive.kind == "constant":
-        x = drive.external(system, 0, (1,))
-    else:
-        x = drive.inputs[:steps]  # [time, (batch,) M]: every input row the sequence holds
     x = _np(x).reshape(-1, system.input_dim)
     if cell == "minimalrnn":
         x = np.tanh(x @ W_x.reshape(-1, *W_x.shape[-2:])[0].T)

@@ -13,7 +13,10 @@ import numpy as np
 import xarray as xr
 
 from dynprobe import System, Verdict
+from dynprobe.drives import FeedbackDrive
 from dynprobe.errors import NotApplicable
+
+from .estimate import mean_field_cell
 
 __all__ = ["summary", "verdicts", "suggest", "applies", "CRITICAL_BAND"]
 
@@ -87,16 +90,13 @@ def verdicts(ds: xr.Dataset) -> list[Verdict]:
 def suggest(system: System) -> dict[str, Any]:
     """Theory at the network's point without re-measuring (``diagnose`` runs ``lyapunov`` and
     ``jacobian`` itself); a feedback drive leaves R unknown."""
-    if system.drive.kind == "feedback":
+    if isinstance(system.drive, FeedbackDrive):
         raise NotApplicable("the input second moment R is unknown under a feedback drive; pass --param meanfield.R=...")
     return {"measure": False, "horizons": (1, 10, 100)}
 
 
 def applies(system: System) -> str | None:
     """Only networks whose weights map onto the theory's parameters."""
-    meta = system.meta
-    if meta.get("cell") in ("vanilla", "minimalrnn"):
-        return None
-    if meta.get("cell") in ("RNN_TANH", "RNN_RELU") and int(meta.get("num_layers", 1)) == 1:
+    if mean_field_cell(system.arch) is not None:
         return None
     return "needs a VanillaRNN, MinimalRNN or one-layer nn.RNN (or no system: pass sigma_w=..., sigma_v=...)"

@@ -3,7 +3,7 @@
 The scrambling paper's models are 1 → k → … → 1 networks fed back into themselves: RN(k, σ²)
 (Def. 2.3) and the width-2 networks of its Fig. 3 table. :func:`feedforward_system` turns the
 layer weights (optionally stacked along a leading ``network`` axis) into a :class:`System` and
-records the architecture in ``system.meta["feedforward_1d"]`` — activations and output clip —
+records the architecture in ``system.arch`` (family ``feedforward_1d``, activations, output clip, domain)
 so that probes can treat piecewise-linear networks (ReLU / identity layers, clipping) exactly
 (the ``period3`` probe enumerates their linear pieces) and fall back to numerics otherwise.
 
@@ -23,9 +23,10 @@ import torch
 from torch import Tensor
 
 from dynprobe import InitialState, System
+from dynprobe.architecture import Architecture, WeightRole
 from dynprobe.errors import ProbeParameterError
 
-__all__ = ["feedforward_system", "ACTIVATIONS", "PIECEWISE_LINEAR", "META_KEY"]
+__all__ = ["feedforward_system", "ACTIVATIONS", "PIECEWISE_LINEAR"]
 
 ACTIVATIONS = ("relu", "identity", "tanh")
 """Activations a layer may use."""
@@ -33,8 +34,6 @@ ACTIVATIONS = ("relu", "identity", "tanh")
 PIECEWISE_LINEAR = ("relu", "identity")
 """Activations that keep the map piecewise linear."""
 
-META_KEY = "feedforward_1d"
-"""``system.meta[META_KEY] = {"activations": [...], "clip": [lo, hi] or []}``."""
 
 
 def _activation(name: str, z: Tensor) -> Tensor:
@@ -66,6 +65,7 @@ def feedforward_system(
     networks: int | None = None,
     name: str = "feedforward_1d",
     domain: tuple[float, float] | None = None,
+    model: str = "",
     meta: Mapping[str, object] | None = None,
 ) -> System:
     """The map x ↦ clip(σ_L(W_L … σ_1(W_1 x + b_1) … + b_L)) as a 1-D System.
@@ -81,14 +81,15 @@ def feedforward_system(
         ``(lo, hi)`` to clamp the output (RN(k, σ²) uses ``(0, 1)``), or ``None``.
     networks
         Ensemble size when the parameters are stacked, else ``None``.
-    name, domain, meta
-        Display name; the interval the map is meant to act on (recorded in ``meta["domain"]``
-        and used for initial states); extra facts for ``meta``.
+    name, domain, model, meta
+        Display name; the interval the map is meant to act on (recorded in ``arch.domain``
+        and used for initial states); the bundled model it is (``arch.model``, e.g. ``"rn"``);
+        extra facts for people (``meta``).
 
     Returns
     -------
     System
-        ``state_dim = 1``, ``input_dim = 0``; ``meta["feedforward_1d"]`` describes the layers.
+        ``state_dim = 1``, ``input_dim = 0``; ``arch`` describes the layers.
 
     Example
     -------
@@ -116,10 +117,14 @@ def feedforward_system(
     for layer, (w, b) in enumerate(zip(weights, biases, strict=True)):
         params[f"w{layer}"] = w
         params[f"b{layer}"] = b
-    facts = {META_KEY: {"activations": list(acts), "clip": list(clip) if clip is not None else []}}
-    if domain is not None:
-        facts["domain"] = [float(domain[0]), float(domain[1])]
-    facts.update(dict(meta or {}))
+    roles = [WeightRole(f"{kind}{layer}", role, layer) for layer in range(len(acts))
+             for kind, role in (("w", "layer_weight"), ("b", "layer_bias"))]
+    arch = Architecture(
+        family="feedforward_1d", layers=len(acts), hidden_size=int(weights[0].shape[-2]), input_size=0, bias=True,
+        weights=tuple(roles), activations=acts, clip=None if clip is None else (float(clip[0]), float(clip[1])),
+        domain=None if domain is None else (float(domain[0]), float(domain[1])), model=model,
+        source="dynprobe.plugins.models.feedforward1d",
+    )
     lo, hi = domain if domain is not None else (-1.0, 1.0)
     return System(
         _make_step(acts, None if clip is None else (float(clip[0]), float(clip[1]))),
@@ -128,6 +133,7 @@ def feedforward_system(
         networks=networks,
         name=name,
         kind=f"feedforward_1d:{','.join(acts)}:clip={clip}",
-        meta=facts,
+        arch=arch,
+        meta=dict(meta or {}),
         init=InitialState(low=float(lo), high=float(hi)),
     )

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from dynprobe.errors import ProbeParameterError
 
-__all__ = ["PHI", "MeanFieldCell", "draw_recurrent", "draw_gaussian", "check_hyper", "UntiedStepError"]
+__all__ = ["PHI", "MeanFieldCell", "check_hyper", "UntiedStepError", "step_weights"]
 
 PHI = {
     "tanh": torch.tanh,
@@ -40,34 +40,6 @@ def check_hyper(name: str, *, phi: str | None = None, weights: str = "gaussian",
     for key, value in sigmas.items():
         if not (value >= 0 and math.isfinite(value)):
             raise ProbeParameterError(f"model {name!r}: {key}={value} must be a finite standard deviation >= 0")
-
-
-def draw_gaussian(shape: tuple[int, ...], std: float, generator: torch.Generator, dtype: torch.dtype,
-                  mean: float = 0.0) -> Tensor:
-    """``mean + std · N(0, 1)`` of ``shape`` (drawn in float64 on the CPU, then cast)."""
-    return (mean + std * torch.randn(*shape, generator=generator, dtype=torch.float64)).to(dtype)
-
-
-def draw_recurrent(lead: tuple[int, ...], n: int, sigma_w: float, weights: str, generator: torch.Generator,
-                   dtype: torch.dtype) -> Tensor:
-    """``[*lead, N, N]`` recurrent matrices: entries N(0, σ_w²/N), or σ_w times a Haar-random
-    orthogonal matrix (QR of a Gaussian matrix with the signs of diag R fixed)."""
-    g = torch.randn(*lead, n, n, generator=generator, dtype=torch.float64)
-    if weights == "gaussian":
-        return (sigma_w / math.sqrt(n) * g).to(dtype)
-    q, r = torch.linalg.qr(g)
-    sign = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
-    return (sigma_w * q * sign.unsqueeze(-2)).to(dtype)
-
-
-def generator_for(seed: int | None) -> torch.Generator:
-    """A CPU generator seeded with ``seed`` (fresh entropy when ``None``)."""
-    gen = torch.Generator()
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(seed))
-    return gen
 
 
 def step_weights(module: nn.Module, names: tuple[str, ...], t: int | None) -> tuple[Tensor, ...]:

@@ -21,8 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from dynprobe import ModelSpec
+from dynprobe.weights import draw_gaussian, draw_recurrent, generator_for
 
-from .meanfield_cells import MeanFieldCell, check_hyper, draw_gaussian, draw_recurrent, generator_for, step_weights
+from .meanfield_cells import MeanFieldCell, check_hyper, step_weights
 
 __all__ = ["MinimalRNN", "minimalrnn", "MODELS"]
 

@@ -87,7 +87,7 @@ def rn(
     Returns
     -------
     System
-        A 1-D System on [0, 1] with ``meta["model"] == "rn"``.
+        A 1-D System on [0, 1] with ``arch.model == "rn"``.
 
     References
     ----------
@@ -106,7 +106,7 @@ def rn(
     return feedforward_system(
         [w.to(dtype) for w in weights], [v.to(dtype) for v in biases], ["relu", "identity"],
         clip=(0.0, 1.0), networks=networks, name=f"rn(k={k}, sigma2={s2:.4g})", domain=(0.0, 1.0),
-        meta={"model": "rn", "sigma2": s2},
+        model="rn", meta={"sigma2": s2},
     )
 
 
@@ -189,7 +189,7 @@ def fig3(
     return feedforward_system(
         weights, biases, acts, clip=(0.0, 1.0) if clip else None, networks=networks,
         name=f"fig3(row={row}, k={k}, depth={depth}, {activation}{', clip' if clip else ''})",
-        domain=(0.0, 1.0) if clip else None, meta={"model": "fig3", "row": int(row)},
+        domain=(0.0, 1.0) if clip else None, model="fig3", meta={"row": int(row)},
     )
 
 

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 import dynprobe
 from dynprobe import ModelSpec, System
+from dynprobe.architecture import Architecture, WeightRole
 from dynprobe.errors import ProbeParameterError
 
 from .residuals import linear_init, residual_matrix
@@ -249,7 +250,13 @@ def dynprobe_adapt(module: Any, options: dict[str, Any]) -> System | None:
         readout=readout,
         name=options.get("name") or module.describe(),
         kind=f"wcrnn:{module.form}:{module.nonlinearity}",
-        meta={"adapter": "dynprobe.plugins.models.wcrnn", "residual": module.residual, "form": module.form,
+        arch=Architecture(
+            family="wcrnn", layers=1, hidden_size=module.hidden_size, input_size=module.input_size, bias=True,
+            weights=(WeightRole("weight_hh", "recurrent"), WeightRole("weight_ih", "input"),
+                     WeightRole("bias", "bias"), WeightRole("R", "residual")),
+            source="dynprobe.plugins.models.wcrnn",
+        ),
+        meta={"residual": module.residual, "form": module.form, "nonlinearity": module.nonlinearity,
               "trainable": "weight_hh,weight_ih,bias"},
     )
 

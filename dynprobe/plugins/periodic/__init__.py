@@ -48,7 +48,7 @@ def suggest(system: System) -> dict[str, Any]:
     if feedforward_spec(system) is not None:
         return {"period": 3, "method": "exact"}
     if n == 1:
-        if system.meta.get("domain") is not None:
+        if system.arch.domain is not None:
             return {"period": 3, "method": "grid", "grid": 20001}
         h = system.trajectory(system.initial_state(64, seed=0), 200)[100:]
         h = h[torch.isfinite(h)]

@@ -34,7 +34,7 @@ class Lemma42:
 
 def rn_weights(system: System) -> tuple[Tensor, Tensor] | None:
     """``(a, b)`` as ``[network, k]`` for an ``rn`` System (``a = w1[0]``, ``b = −b0``), else None."""
-    if system.meta.get("model") != "rn":
+    if system.arch.model != "rn":
         return None
     p = system.params
     a, b = p["w1"][..., 0, :].to(torch.float64), -p["b0"].to(torch.float64)

@@ -1,7 +1,7 @@
 """The exact piecewise-linear form of a 1-D ReLU network, for every network of an ensemble.
 
 A System built by ``dynprobe.plugins.models.feedforward1d.feedforward_system`` (the ``rn`` and ``fig3``
-models, or a user's own weights) records its layers in ``system.meta["feedforward_1d"]``. For
+models, or a user's own weights) records its layers in ``system.arch`` (family ``feedforward_1d``). For
 ReLU / identity layers with an optional output clip, the map is continuous and piecewise
 linear; :func:`dense_map` finds all its breakpoints layer by layer (layer-1 kinks at
 −b/w, then the zero crossings of each later pre-activation on every piece found so far, then
@@ -25,24 +25,21 @@ from dynprobe import System
 
 from .pwl import DenseMap
 
-__all__ = ["feedforward_spec", "dense_map", "network_forward", "META_KEY"]
+__all__ = ["feedforward_spec", "dense_map", "network_forward"]
 
-META_KEY = "feedforward_1d"
 _PWL = ("relu", "identity")
 
 
 def feedforward_spec(system: System) -> dict[str, Any] | None:
     """``{"activations": [...], "clip": (lo, hi) | None, "layers": L}`` for a feedforward 1-D
     System whose map is piecewise linear, else ``None``."""
-    spec = system.meta.get(META_KEY)
-    if not isinstance(spec, Mapping) or system.state_dim != 1 or system.input_dim != 0:
+    arch = system.arch
+    if arch.family != "feedforward_1d" or system.state_dim != 1 or system.input_dim != 0:
         return None
-    acts = [str(a) for a in spec.get("activations", [])]
+    acts = list(arch.activations)
     if not acts or any(a not in _PWL for a in acts):
         return None
-    clip = spec.get("clip") or None
-    return {"activations": acts, "clip": None if clip is None else (float(clip[0]), float(clip[1])),
-            "layers": len(acts)}
+    return {"activations": acts, "clip": arch.clip, "layers": len(acts)}
 
 
 def _layers(params: Mapping[str, Tensor], count: int, networks: int | None) -> list[tuple[Tensor, Tensor]]:

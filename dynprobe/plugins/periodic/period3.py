@@ -51,10 +51,10 @@ def periods_of(period: int | tuple[int, ...] | list[int]) -> list[int]:
 
 def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
     """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps with an
-    interval (given or the model's ``meta["domain"]``), ``newton`` otherwise (``method="auto"``);
+    interval (given or the model's ``arch.domain``), ``newton`` otherwise (``method="auto"``);
     an explicit choice is checked."""
     pwl = feedforward_spec(system) is not None
-    bounded = interval is not None or system.meta.get("domain") is not None
+    bounded = interval is not None or system.arch.domain is not None
     auto = "exact" if pwl else ("grid" if system.state_dim == 1 and bounded else "newton")
     if method == "auto":
         return auto
@@ -73,10 +73,9 @@ def resolve_method(system: System, method: str, interval: tuple[float, float] | 
 
 
 def one_d_interval(system: System, interval: tuple[float, float] | None) -> tuple[float, float] | None:
-    """The interval for a 1-D run: the one given, else the model's ``meta["domain"]``, else None."""
+    """The interval for a 1-D run: the one given, else the model's ``arch.domain``, else None."""
     if interval is None:
-        dom = system.meta.get("domain")
-        return None if dom is None else (float(dom[0]), float(dom[1]))
+        return system.arch.domain
     a, b = float(interval[0]), float(interval[1])
     if not a < b:
         raise ProbeParameterError(f"probe 'period3': interval=({a}, {b}) must have a < b")

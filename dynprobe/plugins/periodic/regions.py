@@ -57,7 +57,7 @@ def linear_regions(
     steps
         Largest t.
     interval
-        Count pieces meeting this interval; default the model's ``meta["domain"]``, else the
+        Count pieces meeting this interval; default the model's ``arch.domain``, else the
         whole real line.
     max_knots
         Stop early (with a warning) once the iterates hold this many knots in all.
@@ -78,8 +78,8 @@ def linear_regions(
         )
     if steps < 1:
         raise ProbeParameterError(f"probe 'linear_regions': steps must be >= 1, got {steps}")
-    if interval is None and system.meta.get("domain") is not None:
-        interval = tuple(system.meta["domain"])
+    if interval is None and system.arch.domain is not None:
+        interval = system.arch.domain
     if interval is not None and not float(interval[0]) < float(interval[1]):
         raise ProbeParameterError(f"probe 'linear_regions': interval={interval} must have a < b")
     span = None if interval is None else (float(interval[0]), float(interval[1]))

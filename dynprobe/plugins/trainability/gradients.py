@@ -24,7 +24,7 @@ import xarray as xr
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe.plugins.lyapunov.qr import qr_iterate
+from dynprobe.tangent import qr_iterate
 from dynprobe.tasks import SequenceData
 
 from .objective import LossName, Objective, ReadoutChoice, build_objective

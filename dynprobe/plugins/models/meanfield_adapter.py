@@ -1,9 +1,9 @@
 """Adapter for the bundled mean-field cells: ``VanillaRNN`` and ``MinimalRNN`` as pure steps.
 
 The generic ``forward(x, h)`` adapter would wrap them too; this one writes the step out (no
-``functional_call`` per step) and records what the mean-field estimate needs in ``meta``:
-the cell, its activation φ and the weight law. Untied modules are refused with the reason: a
-fresh W at every step is not one map h ↦ F(h).
+``functional_call`` per step) and records what the mean-field estimate needs in ``arch``:
+the family (``elman`` or ``minimalrnn``), its activation φ, the weights' roles and their law.
+Untied modules are refused with the reason: a fresh W at every step is not one map h ↦ F(h).
 
 References
 ----------
@@ -20,9 +20,12 @@ from torch import Tensor
 
 import dynprobe
 from dynprobe import System
+from dynprobe.architecture import Architecture, WeightRole
 from dynprobe.errors import UnsupportedModuleError
 
 __all__ = ["dynprobe_adapt", "vanilla_step", "minimal_step"]
+
+_ROLES = {"W": "recurrent", "V": "input", "b": "bias", "W_x": "input_map"}
 
 _PHI = {"tanh": torch.tanh, "relu": torch.relu, "linear": lambda x: x, "erf": torch.erf, "sigmoid": torch.sigmoid}
 
@@ -48,8 +51,8 @@ def minimal_step(h: Tensor, u: Tensor, p: Mapping[str, Tensor]) -> Tensor:
 @dynprobe.hookimpl
 def dynprobe_adapt(module: Any, options: dict[str, Any]) -> System | None:
     """Adapt ``VanillaRNN`` / ``MinimalRNN`` (tied); ``None`` for anything else."""
-    from dynprobe.plugins.models.minimalrnn import MinimalRNN
-    from dynprobe.plugins.models.vanilla import VanillaRNN
+    from .minimalrnn import MinimalRNN
+    from .vanilla import VanillaRNN
 
     if not isinstance(module, (VanillaRNN, MinimalRNN)):
         return None
@@ -69,6 +72,11 @@ def dynprobe_adapt(module: Any, options: dict[str, Any]) -> System | None:
         input_dim=module.input_size,
         name=options.get("name") or f"{type(module).__name__}({module.extra_repr()})",
         kind=f"meanfield:{cell}:{module.phi}",
-        meta={"adapter": "dynprobe.plugins.meanfield.adapter", "cell": cell, "phi": module.phi, "weights": module.weights,
-              "module": type(module).__qualname__},
+        arch=Architecture(
+            family="elman" if cell == "vanilla" else "minimalrnn", nonlinearity=module.phi,
+            hidden_size=module.hidden_size, input_size=module.input_size, bias=True,
+            weights=tuple(WeightRole(name, role) for name, role in _ROLES.items() if name in params),
+            weight_law=module.weights, source="dynprobe.plugins.models.meanfield_adapter",
+        ),
+        meta={"module": type(module).__qualname__},
     )

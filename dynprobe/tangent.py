@@ -1,9 +1,12 @@
-"""The low-level QR loop (Benettin et al. 1980; Sandri 1996; fading-memory paper App. A).
+"""Tangent dynamics shared by probes: the QR loop (Benettin et al. 1980; Sandri 1996;
+fading-memory paper App. A).
 
 Propagate k tangent vectors along a trajectory, re-orthonormalize them every m steps by QR
 with a positive diagonal, and accumulate log diag(R). :func:`qr_iterate` is the loop a power
-user calls directly (e.g. over conditions of their own); :func:`dynprobe.plugins.lyapunov.lyapunov`
-builds its inputs and turns its output into a Dataset.
+user calls directly (e.g. over conditions of their own); the ``lyapunov`` probe builds its
+inputs and turns its output into a Dataset, ``bifurcation`` and ``gradient_propagation`` use it
+for their largest exponents. It lives in the core because several plugins need it and a
+plugin never imports another plugin.
 
 With m > 1 the tangent block is propagated unnormalized between QRs: the leading exponents
 stay exact while the block's condition number grows like exp((λ₁ − λ_k)·m), and the tail
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from dynprobe.errors import ProbeParameterError
-from dynprobe.linearize import TangentMap, qr_positive
+from .errors import ProbeParameterError
+from .linearize import TangentMap, qr_positive
 
 __all__ = ["QRRun", "qr_iterate", "checkpoint_times"]
 
