@@ -180,6 +180,7 @@ def test_critically_initialized_rnn_is_near_the_edge():
     assert theory and "critical" in theory[0].verdict
 
 
+@pytest.mark.slow
 def test_sine_lstm_example_quick_run(tmp_path):
     """CI-sized run of examples/diagnose_sine_lstm.py: trains, saves, diagnoses, reports."""
     import importlib.util
