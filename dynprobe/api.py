@@ -139,10 +139,9 @@ def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Data
     if system is not None and not isinstance(system, System):
         system = wrap(system)
     resolved = _check_params(spec, params)
-    if system is not None and spec.applies is not None:
-        reason = spec.applies(system)
-        if reason:
-            raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
+    reason = spec.refusal(system)
+    if reason:
+        raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
     start = time.perf_counter()
     ds = spec.run(system, **params)
     elapsed = time.perf_counter() - start
@@ -178,7 +177,7 @@ def analyze(
     children: dict[str, xr.Dataset] = {}
     for name in names:
         spec = reg.probe(name)
-        if probes is None and spec.applies is not None and spec.applies(system):
+        if probes is None and spec.refusal(system):
             continue
         accepted = {p.name for p in spec.params}
         kwargs = {k: v for k, v in common.items() if k in accepted}

@@ -53,7 +53,7 @@ def _plan(system: System, probes: Iterable[str] | None, params: Mapping[str, Map
     skipped: dict[str, str] = {}
     for name in names:
         spec = reg.probe(name)
-        reason = spec.applies(system) if spec.applies is not None else None
+        reason = spec.refusal(system)
         if reason:
             skipped[name] = reason
             continue

@@ -17,7 +17,13 @@ import xarray as xr
 
 from .errors import PluginError
 
-__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params"]
+__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params", "ENSEMBLE_MODES"]
+
+ENSEMBLE_MODES = ("per_network", "pooled", "none")
+"""How a probe treats an ensemble System (stacked networks, a leading ``network`` axis):
+``per_network`` — every output gains a leading ``network`` dimension and network i equals a separate run
+of network i; ``pooled`` — one result from all networks together (e.g. weight statistics); ``none`` —
+refused with a one-line reason (``dynprobe.run`` raises, ``diagnose`` skips)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,9 @@ class Probe:
         Optional ``verdicts(ds) -> list[Verdict]``: what the result says, for ``diagnose``.
     reference
         Paper and section the probe implements.
+    ensemble
+        How it treats ensembles: one of :data:`ENSEMBLE_MODES` (default ``per_network``, which
+        :func:`dynprobe.testing.check_probe` verifies network by network).
     """
 
     name: str
@@ -88,8 +97,23 @@ class Probe:
     summary: Callable[[xr.Dataset], list[tuple[str, str]]] | None = None
     verdicts: Callable[[xr.Dataset], list[Verdict]] | None = None
     reference: str = ""
+    ensemble: str = "per_network"
     plugin: str = ""
     version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.ensemble not in ENSEMBLE_MODES:
+            raise PluginError(f"probe {self.name!r}: ensemble={self.ensemble!r}; use one of {', '.join(ENSEMBLE_MODES)}")
+
+    def refusal(self, system: Any) -> str | None:
+        """Why this probe does not run on ``system`` (an ensemble it refuses, or its own
+        ``applies``), or ``None`` when it does."""
+        if system is None:
+            return None
+        if system.networks is not None and self.ensemble == "none":
+            return (f"it does not take ensembles ({system.networks} stacked networks); run it on one network "
+                    "(system.network(i))")
+        return self.applies(system) if self.applies is not None else None
 
     @property
     def doc(self) -> str:

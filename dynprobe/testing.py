@@ -3,7 +3,9 @@ authors run on their own plugins (``from dynprobe.testing import check_probe``).
 
 ``check_probe`` runs a probe through :func:`dynprobe.run` and checks the result conventions
 (docs/RESULTS.md): labelled variables, a coordinate for every dimension, provenance attrs,
-bit-identical results for the same seed, and an exact netCDF round trip.
+bit-identical results for the same seed, an exact netCDF round trip, and what the probe
+declares about ensembles (``Probe.ensemble``): a two-network ensemble gives, network by network,
+what separate runs give (``per_network``), runs (``pooled``), or is refused in one line (``none``).
 ``check_adapter`` wraps a module and checks the System against the module's own step where
 it can, and the traced and eager tangents against a materialized Jacobian.
 """
@@ -14,15 +16,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import xarray as xr
 
 from .api import run, wrap
+from .errors import ProbeParameterError
 from .linearize import TangentMap, jacobian, jvp_columns
 from .results import VOLATILE_ATTRS, open_result, save, validate
 from .system import System
 
-__all__ = ["check_probe", "check_adapter", "assert_same_result"]
+__all__ = ["check_probe", "check_adapter", "assert_same_result", "two_networks"]
 
 
 def assert_same_result(a: xr.Dataset, b: xr.Dataset) -> None:
@@ -35,8 +39,70 @@ def assert_same_result(a: xr.Dataset, b: xr.Dataset) -> None:
     xr.testing.assert_identical(a, b)
 
 
-def check_probe(name: str, system: System | None, *, roundtrip: bool = True, **params: Any) -> xr.Dataset:
+def two_networks(system: System, scale: float = 0.95) -> System:
+    """A two-network ensemble: ``system`` and a copy with every floating parameter times ``scale``."""
+    other = system.with_params({k: v * scale if v.is_floating_point() else v for k, v in system.params.items()})
+    return System.stack([system, other])
+
+
+def _assert_network_matches(name: str, ens: xr.Dataset, i: int, one: xr.Dataset, rtol: float) -> None:
+    """Network ``i`` of an ensemble result equals the separate run ``one`` (padded dims compared
+    on the separate run's extent; ensemble-level variables without ``network`` skipped)."""
+    for var in one.data_vars:
+        if one[var].attrs.get("scope") == "single network":
+            continue  # a display aid only single runs carry (period3's graph of f)
+        assert var in ens.data_vars, f"probe {name!r}: variable {var!r} of a single run is missing from the ensemble run"
+        got = ens[var]
+        if "network" not in got.dims:
+            continue
+        got = got.isel(network=i)
+        want = one[var]
+        assert set(got.dims) == set(want.dims), f"probe {name!r}: {var!r} has dims {got.dims} in the ensemble, {want.dims} alone"
+        got = got.isel({d: slice(0, want.sizes[d]) for d in want.dims}).transpose(*want.dims).values
+        want = want.values
+        if want.dtype.kind in "fc":
+            ok = np.allclose(got, want, rtol=rtol, atol=rtol * 1e-3, equal_nan=True)
+        else:
+            ok = np.array_equal(got, want)
+        assert ok, f"probe {name!r}: network {i} of the ensemble differs from a separate run in {var!r}"
+
+
+def _check_ensemble(name: str, system: System, params: dict[str, Any], rtol: float) -> None:
+    from .registry import registry
+
+    mode = registry().probe(name).ensemble
+    stacked = system if system.networks is not None else two_networks(system)
+    if mode == "none":
+        try:
+            run(name, stacked, **params)
+        except ProbeParameterError as err:
+            assert "ensemble" in str(err) and "\n" not in str(err), f"probe {name!r}: unclear ensemble refusal: {err}"
+            return
+        raise AssertionError(f"probe {name!r} declares ensemble='none' but ran on an ensemble")
+    ds = run(name, stacked, **params)
+    problems = validate(ds)
+    assert not problems, f"probe {name!r} on an ensemble breaks the result conventions: " + "; ".join(problems)
+    if mode == "per_network":
+        assert ds.sizes.get("network") == stacked.networks, f"probe {name!r}: no leading 'network' dimension"
+        for i in range(stacked.networks):
+            _assert_network_matches(name, ds, i, run(name, stacked.network(i), **params), rtol)
+
+
+def check_probe(
+    name: str,
+    system: System | None,
+    *,
+    roundtrip: bool = True,
+    ensemble: bool = True,
+    rtol: float = 1e-8,
+    **params: Any,
+) -> xr.Dataset:
     """Run probe ``name`` twice with the same parameters and check the conventions.
+
+    With ``ensemble`` (and a system), also run it on a two-network ensemble (:func:`two_networks`,
+    or ``system`` itself when it is one) and check what the probe declares in ``Probe.ensemble``;
+    ``per_network`` results must match separate runs to ``rtol`` — pick a non-chaotic system, or
+    short runs, so that rounding differences of batched arithmetic stay small.
 
     Returns the first result. Raises ``AssertionError`` naming every broken rule.
     """
@@ -52,6 +118,8 @@ def check_probe(name: str, system: System | None, *, roundtrip: bool = True, **p
                 save(first, path)
                 back = open_result(path).to_dataset()
                 xr.testing.assert_identical(back, first)
+    if ensemble and system is not None:
+        _check_ensemble(name, system, params, rtol)
     return first
 
 

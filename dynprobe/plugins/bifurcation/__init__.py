@@ -184,6 +184,7 @@ def dynprobe_probes() -> list[Probe]:
             summary=smoothness_summary,
             verdicts=smoothness_verdicts,
             reference="attractors paper §4.1 (Fig. 1b), §4.2 (Thm 1)",
+            ensemble="none",
         ),
         Probe(
             name="bifurcation",
@@ -193,5 +194,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="attractors paper §3.3, §4.1 (Fig. 1), §5 (Fig. 4, 7, 8)",
+            ensemble="none",
         )
     ]

@@ -124,5 +124,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="attractors paper §3.1-3.2 (eq. 4, Def. 1), supplement B",
+            ensemble="none",
         )
     ]

@@ -52,5 +52,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="mean-field paper §3, eq. (2)-(13), Algorithm 1, App. B-E",
+            ensemble="pooled",
         )
     ]

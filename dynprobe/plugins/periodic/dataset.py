@@ -194,8 +194,10 @@ def _graphs(system: System, found: Found, ds: xr.Dataset) -> xr.Dataset:
         f3 = system.map(system.map(f1))
     return xr.Dataset(
         {
-            "graph_f": (["graph"], f1[:, 0].double().numpy(), {"long_name": "f(x)", "units": "1"}),
-            "graph_f3": (["graph"], f3[:, 0].double().numpy(), {"long_name": "f^3(x)", "units": "1"}),
+            "graph_f": (["graph"], f1[:, 0].double().numpy(), {"long_name": "f(x)", "units": "1",
+                                                               "scope": "single network"}),
+            "graph_f3": (["graph"], f3[:, 0].double().numpy(), {"long_name": "f^3(x)", "units": "1",
+                                                                "scope": "single network"}),
         },
         coords={"graph": ("graph", x[:, 0].double().numpy(), {"long_name": "x", "units": "1"})},
     )

@@ -83,7 +83,8 @@ def scrambling(
     system.check_run(burn_in + steps)
     x = system.advance(system.initial_state(samples, seed=seed), burn_in)
     gen = torch.Generator().manual_seed(int(seed) + 1)
-    u = torch.randn(*x.shape, generator=gen, dtype=torch.float64).to(x)
+    # the same perturbation directions for every network of an ensemble (common random numbers)
+    u = torch.randn(samples, system.state_dim, generator=gen, dtype=torch.float64).to(x).expand_as(x)
     u = u / u.norm(dim=-1, keepdim=True)
     y = x + delta * u
     v = u[..., None]

@@ -71,7 +71,9 @@ def finite_time_lyapunov(objective: Objective, seed: int) -> torch.Tensor:
     lead = system.lead_shape(objective.batch)
     h0 = objective.inputs.new_zeros(*lead, system.state_dim)
     gen = torch.Generator().manual_seed(int(seed) + 1)
-    q0 = torch.randn(*lead, system.state_dim, 1, generator=gen, dtype=torch.float64).to(h0)
+    # the same tangent start for every network of an ensemble (common random numbers, as for h_0)
+    q0 = torch.randn(objective.batch, system.state_dim, 1, generator=gen, dtype=torch.float64).to(h0)
+    q0 = q0.expand(*lead, system.state_dim, 1)
     with torch.no_grad():
         run = qr_iterate(TangentMap(system, expected_calls=objective.steps), h0, qr_positive(q0)[0],
                          steps=objective.steps, blocks=1)
