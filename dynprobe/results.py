@@ -83,7 +83,7 @@ def make_attrs(
     plugin: str = "",
     plugin_version: str = "",
 ) -> dict[str, Any]:
-    """The provenance attrs of one probe result (DESIGN.md list + plugin name and version)."""
+    """The provenance attrs of one probe result (the list in docs/RESULTS.md, "Metadata")."""
     from . import __version__
 
     seed = params.get("seed", -1)

@@ -1,6 +1,6 @@
 """Gaussian expectations of the mean-field theory against independent integrators and closed forms.
 
-DESIGN.md's warning: plain Gauss–Hermite is off by up to 0.5 in χ₁ once q* is large; the
+Measured in the design phase: plain Gauss–Hermite is off by up to 0.5 in χ₁ once q* is large; the
 panelled rule is checked against ``scipy.integrate.quad`` over q ∈ [1e-5, 1e4] (σ_w up to ~100),
 not only near σ_w = 1.
 """
@@ -51,7 +51,7 @@ def test_coarse_rule_is_a_good_start(references):
 
 
 def test_plain_gauss_hermite_would_fail_at_large_q():
-    """The failure DESIGN.md measured, so that the panels are known to matter."""
+    """The failure plain Gauss–Hermite shows at σ_w² = 16, so that the panels are known to matter."""
     x, w = np.polynomial.hermite_e.hermegauss(64)
     q = 16.0
     hermite = np.sum(w / np.sqrt(2 * np.pi) * (1 - np.tanh(np.sqrt(q) * x) ** 2) ** 2)

@@ -10,7 +10,7 @@ sides alike; their ratios go to ``extra_info`` and are printed:
   by 100): what vectorization over the grid buys;
 * ``hermite_pass`` — one vectorized pass of plain 201-node Gauss–Hermite quadrature of
   E[φ′(√q z)²] over the 40 000 points (the unit of work of the naive, and inaccurate, approach
-  DESIGN.md measured): how many such passes the whole accurate solve costs.
+  measured in the design phase): how many such passes the whole accurate solve costs.
 """
 
 from __future__ import annotations

@@ -37,7 +37,6 @@ class Activation:
     name: str
     parts: Callable[[np.ndarray], Parts]
     breakpoints: tuple[float, ...]
-    torch_name: str
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.parts(x)[0]
@@ -77,11 +76,11 @@ def _sigmoid(x: np.ndarray) -> Parts:
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "tanh": Activation("tanh", _tanh, (0.0,), "tanh"),
-    "relu": Activation("relu", _relu, (0.0,), "relu"),
-    "linear": Activation("linear", _linear, (0.0,), "identity"),
-    "erf": Activation("erf", _erf, (0.0,), "erf"),
-    "sigmoid": Activation("sigmoid", _sigmoid, (0.0,), "sigmoid"),
+    "tanh": Activation("tanh", _tanh, (0.0,)),
+    "relu": Activation("relu", _relu, (0.0,)),
+    "linear": Activation("linear", _linear, (0.0,)),
+    "erf": Activation("erf", _erf, (0.0,)),
+    "sigmoid": Activation("sigmoid", _sigmoid, (0.0,)),
 }
 
 

@@ -20,7 +20,7 @@ Mean-field paper §3.1 (vanilla), §3.2 (minimalRNN); eq. (2), (4), (9), (13).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -209,9 +209,6 @@ class Prediction:
     def point(self, dims: Sequence[str] = ("sigma_w", "mu_b")) -> dict[str, float]:
         """Coordinates of this network on a phase diagram over ``dims``."""
         return {d: float(getattr(self.estimate, d)) for d in dims}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self.estimate), **self.values}
 
 
 def predict_point(target: System | nn.Module | Estimate, *, horizons: Sequence[int] = (1, 10, 100),

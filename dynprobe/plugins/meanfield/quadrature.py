@@ -2,7 +2,7 @@
 
 Plain Gauss–Hermite fails once q is large: φ(√q z + μ) then changes within a band of width
 ~1/√q around z₀ = (b − μ)/√q for each breakpoint b of φ (tanh and σ have poles at x = ±iπ/2,
-±iπ, ReLU a kink at 0), so a rule spread over the whole Gaussian misses it (DESIGN.md: χ₁ off by
+±iπ, ReLU a kink at 0), so a rule spread over the whole Gaussian misses it (measured in the design phase: χ₁ off by
 0.5 with 64 nodes at σ_w² = 16). It fails for small q too, when the feature sits in the
 Gaussian's tail (|μ| ≫ √q). Here z ∈ [−L, L] (L = 10; the mass beyond is < 1e-22) is cut at
 fixed edges that resolve the Gaussian, at every z₀, and at z₀ ± (w/√q)·4^k, k = 0, 1, 2 — a

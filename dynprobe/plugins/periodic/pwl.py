@@ -69,14 +69,6 @@ class DenseMap:
         net = torch.arange(B, device=self.x.device)[:, None].expand(B, K)[valid]
         return RaggedMap(self.x[valid], self.y[valid], self.s[:, 1:][valid], self.s[:, 0].clone(), net, start)
 
-    @classmethod
-    def from_knots(cls, x: Tensor, y: Tensor, s: Tensor, n: Tensor | None = None) -> DenseMap:
-        """From ``[network, K]`` knots/values and ``[network, K + 1]`` slopes (all valid unless
-        ``n`` is given)."""
-        if n is None:
-            n = torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
-        return cls(x, y, s, n)
-
 
 @dataclass(frozen=True)
 class RaggedMap:
