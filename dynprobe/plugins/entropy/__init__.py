@@ -14,7 +14,7 @@ import xarray as xr
 import dynprobe
 from dynprobe import Probe, System, Verdict
 
-from .knn import kl_entropy
+from .knn import DuplicatePointsError, kl_entropy, knn_distances
 from .lipschitz import WeightBound, contractivity, lstm_bound, spectral_norms, weight_norm_bound
 from .probe import entropy
 from .rate import jacobian_stats
@@ -22,6 +22,8 @@ from .rate import jacobian_stats
 __all__ = [
     "entropy",
     "kl_entropy",
+    "knn_distances",
+    "DuplicatePointsError",
     "spectral_norms",
     "weight_norm_bound",
     "lstm_bound",
