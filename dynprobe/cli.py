@@ -32,13 +32,16 @@ def _console() -> Any:
 
 
 def _table(title: str, columns: list[str], rows: list[tuple[str, ...]]) -> None:
+    """Print a table; every cell is literal text (rich would read "E[log|det J|]" as markup
+    and print "E")."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=escape(title), title_justify="left", show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(escape(col), overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(str(cell)) for cell in row))
     _console().print(table)
 
 
