@@ -72,15 +72,18 @@ def entropy(
         states, plus 1e-3) at which ‖J‖₂ is also evaluated.
     power_iters
         Power-iteration steps per state.
-    knn, knn_times, knn_k
-        Optionally estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
-        estimator at the times ``knn_times`` (default: 0, steps // 2, steps). It follows the
-        exact change while the ensemble keeps full dimension; once the states collapse onto a
-        lower-dimensional attractor the exact H_t heads to −∞ and the finite-sample estimate
-        lags far behind — a sign of that collapse, not an error in either. Neighbours come
-        from a k-d tree (O(samples) memory, distances at full relative precision); where
-        states coincide exactly the estimator is undefined: NaN, counted in
+    knn
+        Also estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
+        estimator. It follows the exact change while the ensemble keeps full dimension; once
+        the states collapse onto a lower-dimensional attractor the exact H_t heads to −∞ and
+        the finite-sample estimate lags far behind — a sign of that collapse, not an error in
+        either. Neighbours come from a k-d tree (O(samples) memory, distances at full relative
+        precision); where states coincide exactly the estimator is undefined: NaN, counted in
         ``knn_duplicates``, with a warning.
+    knn_times
+        Steps at which to estimate (default: 0, steps // 2, steps).
+    knn_k
+        The neighbour the estimator uses, 1 <= knn_k < samples.
     seed
         Seeds the initial states and the power iteration.
 

@@ -11,7 +11,19 @@ from dynprobe.linearize import jacobian
 
 
 def state_stats(system: dynprobe.System, *, steps: int = 500, burn_in: int = 100, seed: int = 0) -> xr.Dataset:
-    """Mean and standard deviation of every unit after a burn-in, and the mean ‖J‖₂ at ~20 states."""
+    """Mean and standard deviation of every unit after a burn-in, and the mean ‖J‖₂ at ~20 states.
+
+    Parameters
+    ----------
+    system
+        The System to measure.
+    steps
+        Steps recorded after the burn-in.
+    burn_in
+        Steps discarded first, so the statistics describe the attractor.
+    seed
+        Seeds the initial state.
+    """
     traj = system.trajectory(system.initial_state(1, seed=seed), burn_in + steps)[burn_in:, 0]
     norms = torch.linalg.matrix_norm(jacobian(system, traj[:: max(1, steps // 20)]), ord=2)  # at ~20 states
     unit = {"long_name": "state coordinate", "units": "1"}
