@@ -4,6 +4,7 @@ tables that print bracketed text as written, ``python -m dynprobe``."""
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import sys
 import typing
@@ -156,10 +157,19 @@ def test_list_datasets_keeps_the_bracketed_range() -> None:
     assert result.exit_code == 0 and "[pi/16, pi/8]" in result.output
 
 
-def test_python_dash_m_dynprobe() -> None:
-    done = subprocess.run([sys.executable, "-m", "dynprobe", "list", "probes"], capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert "lyapunov" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "dynprobe", "run", "lyapunof"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "did you mean 'lyapunov'" in bad.stderr
+def test_python_dash_m_dynprobe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m dynprobe`` runs the same command line (its ``__main__``, in this process)."""
+    monkeypatch.setattr(sys, "argv", ["dynprobe", "list", "probes"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("dynprobe", run_name="__main__")
+    assert done.value.code == 0 and "lyapunov" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["dynprobe", "run", "lyapunof"])
+    with pytest.raises(SystemExit) as bad:
+        runpy.run_module("dynprobe", run_name="__main__")
+    assert bad.value.code == 2 and "did you mean 'lyapunov'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_python_dash_m_dynprobe_in_a_fresh_interpreter() -> None:
+    done = subprocess.run([sys.executable, "-m", "dynprobe", "--help"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Usage: " in done.stdout
