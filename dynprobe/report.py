@@ -35,9 +35,9 @@ text-align:left;vertical-align:top;font-size:.92em}th{background:#f5f5f5}
 .topic{font-weight:600;white-space:nowrap}.verdict{font-weight:600}.muted{color:#666;font-size:.9em}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f5f5f5;padding:0 .2em}
 nav a{margin-right:1em;display:inline-block}.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
-td{overflow-wrap:anywhere}.params td:first-child{white-space:nowrap;font-family:ui-monospace,monospace}
+td{overflow-wrap:break-word}.params td:first-child{white-space:nowrap;font-family:ui-monospace,monospace}
 @media (max-width:600px){body{margin:.5em auto;padding:0 .5em}td,th{padding:.25em .35em;font-size:.85em}
-h1{font-size:1.3em}.topic{white-space:normal}}
+h1{font-size:1.3em}table.verdicts{min-width:34em}}
 """
 
 
@@ -140,7 +140,7 @@ def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
         f"<h1>{html.escape(title)}</h1>", f'<p class="muted">{html.escape(system.describe())}</p>', f"<nav>{nav}</nav>",
         '<h2 id="verdicts">Verdicts</h2>',
         _table(["topic", "verdict", "evidence", "probe · reference"], diagnosis.rows(),
-               classes=("topic", "verdict", "", "muted")),
+               classes=("topic", "verdict", "", "muted"), css="verdicts"),
     ]
     for name in probes:
         out.append(_probe_section(name, diagnosis.tree[name].to_dataset(), diagnosis.params.get(name, {})))
