@@ -162,6 +162,8 @@ def test_repeated_points_make_the_estimate_undefined_not_minus_inf() -> None:
         ds = entropy(collapse, samples=16, steps=2, knn=True, knn_times=[0, 1])
     assert np.isfinite(ds.knn_entropy.values[0]) and np.isnan(ds.knn_entropy.values[1])
     assert ds.knn_duplicates.values.tolist() == [0, 16]
+    ds.attrs["probe"] = "entropy"
+    assert "undefined" in dict(ds.dynprobe.summary())["k-NN estimate of H_T - H_0"]
 
 
 @pytest.mark.parametrize("make", [lambda: nn.RNN(2, 6, num_layers=2), lambda: nn.GRU(2, 5), lambda: nn.LSTM(1, 4)],

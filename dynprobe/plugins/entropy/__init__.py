@@ -63,7 +63,9 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
         ("contractivity (Def. 1)", f"{ds.contractivity.item()}: {ds.attrs.get('contractivity_reason', '')}"),
     ]
     if "knn_change" in ds:
-        rows.append(("k-NN estimate of H_T - H_0", f"{float(ds.knn_change[-1]):+.4g} nats"))
+        last = float(ds.knn_change[-1])
+        rows.append(("k-NN estimate of H_T - H_0", f"{last:+.4g} nats" if np.isfinite(last) else
+                     "undefined: states coincide (see knn_duplicates)"))
     return rows
 
 
