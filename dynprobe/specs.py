@@ -19,7 +19,7 @@ import xarray as xr
 from .docstrings import doc_description, doc_params, doc_summary
 from .errors import PluginError
 
-__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params", "type_label"]
+__all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params"]
 
 
 @dataclass(frozen=True)

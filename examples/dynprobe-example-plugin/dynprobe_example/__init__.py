@@ -15,12 +15,10 @@ def state_stats(system: dynprobe.System, *, steps: int = 500, burn_in: int = 100
 
     Parameters
     ----------
-    system
-        The System to measure.
     steps
         Steps recorded after the burn-in.
     burn_in
-        Steps discarded first, so the statistics describe the attractor.
+        Discarded transient.
     seed
         Seeds the initial state.
     """
