@@ -16,9 +16,11 @@ from typing import Any
 import click
 import torch
 
+from .cli_options import fmt_default as _fmt_default
+from .cli_options import probe_options as _probe_options
 from .errors import DynprobeError
 from .options import coerce, parse_assignments, probe_assignments
-from .specs import Probe, ProbeParam
+from .specs import Probe
 
 __all__ = ["main", "cli"]
 
@@ -32,47 +34,17 @@ def _console() -> Any:
 
 
 def _table(title: str, columns: list[str], rows: list[tuple[str, ...]]) -> None:
+    """Print a table; every cell is literal text (rich would read "E[log|det J|]" as markup
+    and print "E")."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=escape(title), title_justify="left", show_lines=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        table.add_column(escape(col), overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(str(cell)) for cell in row))
     _console().print(table)
-
-
-class AnnotatedType(click.ParamType):
-    """A click type that converts with :func:`dynprobe.options.coerce`."""
-
-    def __init__(self, param: ProbeParam) -> None:
-        self.param = param
-        self.name = param.type_name
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return coerce(value, self.param.annotation, name=f"--{self.param.name.replace('_', '-')}")
-        except DynprobeError as err:
-            self.fail(str(err), param, ctx)
-
-
-def _fmt_default(value: Any) -> str:
-    return "none" if value is None else str(value)
-
-
-def _probe_options(probe: Probe) -> list[click.Option]:
-    opts = []
-    for p in probe.params:
-        flag = f"--{p.name.replace('_', '-')}"
-        if p.annotation is bool:
-            opts.append(click.Option([f"{flag}/--no-{p.name.replace('_', '-')}", p.name], default=None,
-                                     help=f"bool (default {p.default})"))
-        else:
-            opts.append(click.Option([flag, p.name], type=AnnotatedType(p), default=None,
-                                     help=f"{p.type_name} (default {_fmt_default(p.default)})"))
-    return opts
 
 
 def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
@@ -144,10 +116,9 @@ class RunGroup(click.Group):
             click.Option(["--threads", "threads"], type=int, default=None, help="torch threads"),
             *_probe_options(probe),
         ]
-        doc = (probe.run.__doc__ or "").strip().split("\n\n")[0]
         return click.Command(name, params=params, callback=callback,
-                             help=f"{doc}\n\nMODEL: a bundled model name, a checkpoint path, or package.module:factory.",
-                             short_help=probe.doc)
+                             help=f"{probe.description}\n\nMODEL: a bundled model name, a checkpoint path, or "
+                                  "package.module:factory.", short_help=probe.doc)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

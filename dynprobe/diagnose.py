@@ -39,11 +39,45 @@ class Diagnosis:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
+    def _ordered(self) -> list[Verdict]:
+        rank = {t: i for i, t in enumerate(TOPICS)}
+        return sorted(self.verdicts, key=lambda v: (rank.get(v.topic, len(TOPICS)), v.topic, v.probe))
+
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(topic, verdict, evidence, probe · reference) sorted by topic."""
-        rank = {t: i for i, t in enumerate(TOPICS)}
-        ordered = sorted(self.verdicts, key=lambda v: (rank.get(v.topic, len(TOPICS)), v.topic, v.probe))
-        return [(v.topic, v.verdict, v.evidence, f"{v.probe} · {v.reference}") for v in ordered]
+        return [(v.topic, v.verdict, v.evidence, f"{v.probe} · {v.reference}") for v in self._ordered()]
+
+    def to_dataframe(self) -> Any:
+        """The verdicts as a ``pandas.DataFrame`` with columns topic, verdict, evidence, probe,
+        reference (sorted as :meth:`rows`); pandas comes with xarray."""
+        import pandas as pd
+
+        columns = ["topic", "verdict", "evidence", "probe", "reference"]
+        return pd.DataFrame([(v.topic, v.verdict, v.evidence, v.probe, v.reference) for v in self._ordered()],
+                            columns=columns)
+
+    def __repr__(self) -> str:
+        ran = ", ".join(self.tree.children) or "none"
+        parts = [f"{len(self.verdicts)} verdicts", f"ran: {ran}"]
+        if self.skipped:
+            parts.append(f"skipped: {', '.join(self.skipped)}")
+        if self.failed:
+            parts.append(f"failed: {', '.join(self.failed)}")
+        return f"<Diagnosis of {self.system.name}: {'; '.join(parts)}; {self.elapsed_s:.1f} s>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the verdict table, then what was skipped or failed and why."""
+        import html
+
+        from .report import _table
+
+        head = (f"<p><b>Diagnosis</b> of {html.escape(self.system.describe())} — "
+                f"{len(self.tree.children)} probes in {self.elapsed_s:.1f} s</p>")
+        out = [head, _table(["topic", "verdict", "evidence", "probe · reference"], self.rows())]
+        not_run = [(n, "skipped", r) for n, r in self.skipped.items()] + [(n, "failed", e) for n, e in self.failed.items()]
+        if not_run:
+            out.append(_table(["probe", "status", "reason"], not_run))
+        return "\n".join(out)
 
 
 def _plan(system: System, probes: Iterable[str] | None, params: Mapping[str, Mapping[str, Any]]) -> tuple[dict, dict]:

@@ -2,7 +2,9 @@
 
 Figures come from each probe's own ``plot(ds)`` and are embedded as base64 PNG, with inline
 CSS: the file opens anywhere, with no network access. Sections: verdicts, one per probe
-(figures, summary rows, parameters), skipped and failed probes, provenance.
+(figures, summary rows, a table of the parameters it ran with), skipped and failed probes
+(linked from the navigation), provenance. A viewport tag and tables that scroll sideways keep
+it readable at phone width.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import datetime as _dt
 import html
 import io
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,10 @@ table{border-collapse:collapse;margin:.8em 0;width:100%}td,th{border:1px solid #
 text-align:left;vertical-align:top;font-size:.92em}th{background:#f5f5f5}
 .topic{font-weight:600;white-space:nowrap}.verdict{font-weight:600}.muted{color:#666;font-size:.9em}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}code{background:#f5f5f5;padding:0 .2em}
-nav a{margin-right:1em}
+nav a{margin-right:1em;display:inline-block}.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
+td{overflow-wrap:break-word}.params td:first-child{white-space:nowrap;font-family:ui-monospace,monospace}
+@media (max-width:600px){body{margin:.5em auto;padding:0 .5em}td,th{padding:.25em .35em;font-size:.85em}
+h1{font-size:1.3em}table.verdicts{min-width:34em}}
 """
 
 
@@ -49,7 +55,7 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
 
 
-def _table(header: list[str], rows: list[tuple[str, ...]], classes: tuple[str, ...] = ()) -> str:
+def _table(header: list[str], rows: list[tuple[str, ...]], classes: tuple[str, ...] = (), *, css: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
     for row in rows:
@@ -57,7 +63,8 @@ def _table(header: list[str], rows: list[tuple[str, ...]], classes: tuple[str, .
             f'<td class="{classes[i] if i < len(classes) else ""}">{html.escape(str(c))}</td>' for i, c in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    cls = f' class="{css}"' if css else ""
+    return f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _probe_section(name: str, ds: Any, params: dict[str, Any]) -> str:
@@ -77,9 +84,42 @@ def _probe_section(name: str, ds: Any, params: dict[str, Any]) -> str:
     rows = ds.dynprobe.summary()
     if rows:
         parts.append(_table(["quantity", "value"], rows))
-    parts.append(f'<p class="muted">parameters: <code>{html.escape(to_json(params))}</code> · '
-                 f'{ds.attrs.get("elapsed_s", 0):.2f} s</p>')
+    parts.append(_params_table(spec, ds, params))
+    parts.append(f'<p class="muted">{ds.attrs.get("elapsed_s", 0):.2f} s</p>')
     return "\n".join(parts)
+
+
+def _fmt_value(value: Any) -> str:
+    """A parameter value as a person writes it: ``1000``, ``0.01``, ``1, 10, 100``, ``none``."""
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt_value(v) for v in value) if value else "(empty)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt_value(v)}" for k, v in value.items()) or "(empty)"
+    return str(value)
+
+
+def _params_table(spec: Any, ds: Any, chosen: dict[str, Any]) -> str:
+    """Every parameter the probe ran with (the result's ``params`` attr, defaults included),
+    and where each came from: the probe's default, or diagnose's size-scaled choice / yours."""
+    try:
+        used = json.loads(ds.attrs.get("params", "{}"))
+    except (TypeError, ValueError):
+        used = {}
+    used = {**used, **{k: v for k, v in chosen.items() if k not in used}}
+    if not used:
+        return ""
+    defaults = spec.defaults()
+    rows = []
+    for name in [p.name for p in spec.params if p.name in used] + sorted(set(used) - {p.name for p in spec.params}):
+        value, default = used[name], defaults.get(name)
+        same = name in defaults and to_json(value) == to_json(default)
+        source = "default" if same else (f"chosen (default {_fmt_value(default)})" if name in defaults else "")
+        rows.append((name, _fmt_value(value), source))
+    return _table(["parameter", "value", "source"], rows, classes=("", "", "muted"), css="params")
 
 
 def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
@@ -89,15 +129,18 @@ def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
     system = diagnosis.system
     title = title or f"dynprobe diagnosis — {system.name}"
     probes = list(diagnosis.tree.children)
-    nav = " ".join(f'<a href="#{a}">{b}</a>' for a, b in
-                   [("verdicts", "verdicts")] + [(f"probe-{p}", p) for p in probes] + [("provenance", "provenance")])
+    links = [("verdicts", "verdicts")] + [(f"probe-{p}", p) for p in probes]
+    if diagnosis.skipped or diagnosis.failed:
+        links.append(("skipped", f"skipped and failed ({len(diagnosis.skipped) + len(diagnosis.failed)})"))
+    nav = " ".join(f'<a href="#{a}">{html.escape(b)}</a>' for a, b in links + [("provenance", "provenance")])
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>", f'<p class="muted">{html.escape(system.describe())}</p>', f"<nav>{nav}</nav>",
         '<h2 id="verdicts">Verdicts</h2>',
         _table(["topic", "verdict", "evidence", "probe · reference"], diagnosis.rows(),
-               classes=("topic", "verdict", "", "muted")),
+               classes=("topic", "verdict", "", "muted"), css="verdicts"),
     ]
     for name in probes:
         out.append(_probe_section(name, diagnosis.tree[name].to_dataset(), diagnosis.params.get(name, {})))

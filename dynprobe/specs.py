@@ -8,6 +8,7 @@ from the signature, so ``**kwargs`` is refused at registration — "signature sh
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 
 import xarray as xr
 
+from .docstrings import doc_description, doc_params, doc_summary
 from .errors import PluginError
 
 __all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params", "ENSEMBLE_MODES"]
@@ -42,21 +44,49 @@ class Verdict:
     probe: str = ""
 
 
+def type_label(annotation: Any) -> str:
+    """A type annotation as a reader writes it: ``int | None``, ``'auto' | int``,
+    ``Sequence[float]``, ``Callable[[System, float], System]`` — short class names, no
+    ``typing.`` / module prefixes, literal values quoted."""
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    if annotation is typing.Any:
+        return "Any"
+    if annotation is None or annotation is type(None):
+        return "None"
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(type_label(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", None) or str(origin).rsplit(".", 1)[-1]
+        if name == "Callable" and args and isinstance(args[0], list):
+            return f"Callable[[{', '.join(type_label(a) for a in args[0])}], {type_label(args[-1])}]"
+        inner = ", ".join("..." if a is Ellipsis else type_label(a) for a in args)
+        return f"{name}[{inner}]" if args else name
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").rsplit(".", 1)[-1] if "." in str(annotation) else str(annotation)
+
+
 @dataclass(frozen=True)
 class ProbeParam:
-    """One option of a probe, read from its run function's signature."""
+    """One option of a probe, read from its run function's signature; ``help`` is its
+    description in the run function's numpydoc ``Parameters`` section (plain text)."""
 
     name: str
     default: Any
     annotation: Any
     required: bool
+    help: str = ""
 
     @property
     def type_name(self) -> str:
-        ann = self.annotation
-        if ann is inspect.Parameter.empty:
+        """The annotation as a reader writes it (:func:`type_label`)."""
+        if self.annotation is inspect.Parameter.empty:
             return type(self.default).__name__ if self.default is not None else "any"
-        return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+        return type_label(self.annotation)
 
 
 @dataclass(frozen=True)
@@ -70,7 +100,9 @@ class Probe:
     run
         ``run(system, *, ...) -> xarray.Dataset``; keyword-only parameters with defaults.
     plot
-        Optional ``plot(ds) -> matplotlib.figure.Figure``.
+        Optional ``plot(ds, *, ax=None, figsize=None, view=None, **kwargs) -> Figure``, called
+        by ``ds.dynprobe.plot(...)`` (the accessor documents the convention; a plain
+        ``plot(ds)`` still works without those arguments).
     applies
         Optional ``applies(system) -> str | None``: a reason why the probe does not apply to
         ``system`` (e.g. "needs a 1-D map"), or ``None`` when it does.
@@ -117,8 +149,14 @@ class Probe:
 
     @property
     def doc(self) -> str:
-        """First line of the run function's docstring."""
-        return (inspect.getdoc(self.run) or "").split("\n", 1)[0]
+        """The run function's one-paragraph summary, as plain text."""
+        return doc_summary(self.run)
+
+    @property
+    def description(self) -> str:
+        """Summary and extended description of the run function (plain text, paragraphs
+        separated by blank lines): what ``dynprobe run NAME --help`` shows."""
+        return doc_description(self.run)
 
     @property
     def params(self) -> list[ProbeParam]:
@@ -141,6 +179,7 @@ def probe_params(run: Callable[..., Any]) -> list[ProbeParam]:
     if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         raise PluginError(f"probe function {where}: first parameter must be the system, positional")
     out = []
+    helps = doc_params(run)
     for p in params[1:]:
         if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             raise PluginError(
@@ -149,7 +188,7 @@ def probe_params(run: Callable[..., Any]) -> list[ProbeParam]:
         if p.kind is not p.KEYWORD_ONLY:
             raise PluginError(f"probe function {where}: option {p.name!r} must be keyword-only (put it after *)")
         out.append(ProbeParam(p.name, None if p.default is p.empty else p.default,
-                              hints.get(p.name, p.annotation), p.default is p.empty))
+                              hints.get(p.name, p.annotation), p.default is p.empty, helps.get(p.name, "")))
     return out
 
 

@@ -159,9 +159,14 @@ def main(out: str | Path = "attractors_out", *, quick: bool = False) -> dict[str
     return {"fig1": one, "fig4": four}
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line: :func:`main`'s arguments, with its defaults."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="attractors_out", help="directory for the figures and checkpoints")
+    p.add_argument("--quick", action="store_true", help="CI-sized run")
+    return p
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="attractors_out")
-    parser.add_argument("--quick", action="store_true", help="CI-sized run")
-    args = parser.parse_args()
+    args = parser().parse_args()
     main(args.out, quick=args.quick)

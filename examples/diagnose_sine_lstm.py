@@ -81,9 +81,14 @@ def main(out: str | Path = "sine_out", *, epochs: int = 800) -> dynprobe.Diagnos
     return result
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line: :func:`main`'s arguments, with its defaults."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="sine_out", help="directory for the checkpoint, results and report")
+    p.add_argument("--epochs", type=int, default=800, help="training epochs")
+    return p
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="sine_out")
-    parser.add_argument("--epochs", type=int, default=800)
-    args = parser.parse_args()
+    args = parser().parse_args()
     main(args.out, epochs=args.epochs)

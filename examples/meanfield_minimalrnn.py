@@ -9,15 +9,15 @@ and Algorithm 1.
 * ``algorithm1.png`` — Algorithm 1's critical σ_w and σ_v against μ_b for a few q*, with χ₁
   (eq. 13) of the result, which is 1.
 
-Run ``python examples/meanfield_minimalrnn.py [out_dir]`` (about a minute); the test suite runs
-a small version through :func:`run`.
+Run ``python examples/meanfield_minimalrnn.py [out_dir]`` (about a minute; ``--help`` lists the
+options); the test suite runs a small version through :func:`run`.
 
 References: mean-field paper §3.2, Fig. 1, Algorithm 1.
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -120,7 +120,20 @@ def run(out: Path, *, points: int = 25, width: int = 512, networks: int = 4, ste
             "algorithm1": algorithm1(out, mu)}
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line: :func:`run`'s arguments, with its defaults."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("out", nargs="?", type=Path, default=Path("meanfield_minimalrnn_figures"),
+                   help="directory for the figures")
+    p.add_argument("--points", type=int, default=25, help="values of mu_b in [-4, 8]")
+    p.add_argument("--width", type=int, default=512, help="hidden units of the Monte-Carlo networks")
+    p.add_argument("--networks", type=int, default=4, help="Monte-Carlo networks per point")
+    p.add_argument("--steps", type=int, default=40, help="Monte-Carlo steps")
+    return p
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("meanfield_minimalrnn_figures")
-    for name, path in run(target).items():
+    args = parser().parse_args()
+    for name, path in run(args.out, points=args.points, width=args.width, networks=args.networks,
+                          steps=args.steps).items():
         print(f"{name}: {path}")

@@ -91,13 +91,18 @@ def table(rows: list[tuple[str, dict[str, float]]], n: int) -> None:
               f"{_pm(r['f4_exact'], n):>17s} {_pm(r['f4_grid'], n):>20s}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--networks", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--extra", action="store_true", help="also the paper's additional experiments")
-    parser.add_argument("--figure", help="save f and f^3 of the first Li-Yorke network found (Fig. 7 style)")
-    args = parser.parse_args()
+def parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--networks", type=int, default=10_000, help="networks per row")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra", action="store_true", help="also the paper's additional experiments")
+    p.add_argument("--figure", help="save f and f^3 of the first Li-Yorke network found (Fig. 7 style)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     n = args.networks
     start = time.perf_counter()
     print(f"Fig. 3 of the scrambling paper, width 2, no clipping, {n} networks per row (seed {args.seed})\n")

@@ -78,17 +78,22 @@ def train(folder: Path, epochs: int, hidden: int, length: int, seed: int = 0) ->
     return losses
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of :func:`main`."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=120, help="training epochs (one checkpoint each)")
+    p.add_argument("--hidden", type=int, default=32, help="LSTM hidden units")
+    p.add_argument("--length", type=int, default=100, help="training sequence length (paper: 400)")
+    p.add_argument("--burn-in", type=int, default=1200, help="discarded steps before the orbit (paper: 1200)")
+    p.add_argument("--steps", type=int, default=500, help="Lyapunov steps per checkpoint")
+    p.add_argument("--workers", type=int, default=None, help="local Dask worker processes")
+    p.add_argument("--scheduler", default=None, help="tcp://host:port of a running Dask scheduler")
+    p.add_argument("--out", type=Path, default=Path("training_bifurcation"), help="directory for everything written")
+    return p
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=120)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--length", type=int, default=100, help="training sequence length (paper: 400)")
-    parser.add_argument("--burn-in", type=int, default=1200, help="discarded steps before the orbit (paper: 1200)")
-    parser.add_argument("--steps", type=int, default=500, help="Lyapunov steps per checkpoint")
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--scheduler", default=None, help="tcp://host:port of a running Dask scheduler")
-    parser.add_argument("--out", type=Path, default=Path("training_bifurcation"))
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
 
     losses = train(args.out / "checkpoints", args.epochs, args.hidden, args.length)
     params = {

@@ -106,11 +106,16 @@ def main(quick: bool = False, out: str | Path = ".") -> dict[str, Any]:
     return results
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line: :func:`main`'s arguments, with its defaults."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="CI-sized run (seconds)")
+    p.add_argument("--out", default=".", help="directory for the PNG figures")
+    return p
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="CI-sized run (seconds)")
-    parser.add_argument("--out", default=".", help="directory for the PNG figures")
-    args = parser.parse_args()
+    args = parser().parse_args()
     res = main(quick=args.quick, out=args.out)
     for label, (lam, ref) in res["spectra"].items():
         print(f"{label:32s} max |λ - log|eig R|| = {np.abs(lam - ref).max():.2e}")

@@ -107,7 +107,7 @@ def test_phase_diagram_plot_marks_a_point():
                       sigma_v=0.0)
     ax = phase_diagram(ds, mark={"sigma_w": 1.2, "sigma_b": 0.2})
     labels = ax.get_legend_handles_labels()[1]
-    assert "chi_1 = 1" in labels and "this network" in labels
+    assert r"$\chi_1 = 1$" in labels and "this network" in labels
 
 
 def test_verdicts_state_the_predicted_phase_at_the_network():

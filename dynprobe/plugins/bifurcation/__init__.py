@@ -13,6 +13,7 @@ import xarray as xr
 
 import dynprobe
 from dynprobe import Probe, System, Verdict
+from dynprobe.plotting import integer_ticks, lead_note, legend_outside, median_band, panel_axes, resolve_views
 
 from .classify import REGIMES, classify, least_periods
 from .orbit import make_projection, record_orbits
@@ -98,20 +99,39 @@ def smoothness_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     return rows
 
 
-def smoothness_plot(ds: xr.Dataset) -> Any:
-    """V_N(s) for each N (Fig. 1b) and L_V, L'_V against N on a log axis (Thm 1)."""
-    import matplotlib.pyplot as plt
+SMOOTHNESS_VIEWS = ("cost", "lipschitz")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True, width_ratios=(1.6, 1))
-    for n in ds.length.values:
-        ax1.plot(ds.param.values, ds.loss.sel(length=n).values, lw=0.8, label=f"N = {int(n)}")
-    ax1.set(xlabel=ds.param.attrs.get("long_name", "param"), ylabel=ds.loss.attrs["long_name"], title="cost along the path")
-    ax1.legend(fontsize=7)
-    ax2.semilogy(ds.length.values, ds.lipschitz_loss.values, "o-", label="L_V")
-    ax2.semilogy(ds.length.values, ds.lipschitz_grad.values, "s-", label="L'_V (gradient)")
-    ax2.semilogy(ds.length.values, ds.lipschitz_ceiling.values, ":", color="0.5", label="grid ceiling for L_V")
-    ax2.set(xlabel="sequence length N", ylabel="finite-difference estimate", title="Thm 1: smoothness vs N")
-    ax2.legend(fontsize=8)
+
+def smoothness_plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+                    view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """Panels ``cost`` (V_N(s) for each N, Fig. 1b) and ``lipschitz`` (L_V, L'_V against N on a
+    log axis, Thm 1). Convention: :meth:`dynprobe.accessor.DynprobeAccessor.plot`."""
+    views = resolve_views("smoothness", SMOOTHNESS_VIEWS, view, ax)
+    fig, axes = panel_axes("smoothness", views, ax, figsize, panel_size=(5.5, 4.0))
+    note = lead_note(ds)
+    if "cost" in axes:
+        a = axes["cost"]
+        for n in ds.length.values:
+            mid, lo, hi = median_band(ds.loss.sel(length=n))
+            line, = a.plot(ds.param.values, mid, **{"lw": 0.8, "label": f"$N = {int(n)}$", **kwargs})
+            if lo is not None:
+                a.fill_between(ds.param.values, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+        label = str(ds.param.attrs.get("long_name", "param")).replace("theta(s) = s*theta", r"$\theta(s) = s\,\theta$")
+        a.set(xlabel=label, ylabel=r"cost $V_N(\theta(s))$", title="cost along the path" + note)
+        legend_outside(a)
+    if "lipschitz" in axes:
+        a = axes["lipschitz"]
+        n = ds.length.values
+        for key, style, label in (("lipschitz_loss", {"marker": "o"}, "$L_V$"),
+                                  ("lipschitz_grad", {"marker": "s"}, r"$L'_V$ (gradient)"),
+                                  ("lipschitz_ceiling", {"ls": ":", "color": "0.5"}, "grid ceiling for $L_V$")):
+            mid, lo, hi = median_band(ds[key])
+            line, = a.semilogy(n, mid, **{**style, "label": label, **kwargs})
+            if lo is not None:
+                a.fill_between(n, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+        a.set(xlabel="sequence length $N$", ylabel="finite-difference estimate", title="Thm 1: smoothness vs $N$" + note)
+        integer_ticks(a)
+        legend_outside(a)
     return fig
 
 

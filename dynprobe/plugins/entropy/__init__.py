@@ -13,8 +13,9 @@ import xarray as xr
 
 import dynprobe
 from dynprobe import Probe, System, Verdict
+from dynprobe.plotting import integer_ticks, lead_dims, lead_note, legend_outside, median_band, panel_axes, resolve_views
 
-from .knn import kl_entropy
+from .knn import DuplicatePointsError, kl_entropy, knn_distances
 from .lipschitz import WeightBound, contractivity, lstm_bound, spectral_norms, weight_norm_bound
 from .probe import entropy
 from .rate import jacobian_stats
@@ -22,6 +23,8 @@ from .rate import jacobian_stats
 __all__ = [
     "entropy",
     "kl_entropy",
+    "knn_distances",
+    "DuplicatePointsError",
     "spectral_norms",
     "weight_norm_bound",
     "lstm_bound",
@@ -60,34 +63,64 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
         ("contractivity (Def. 1)", f"{ds.contractivity.item()}: {ds.attrs.get('contractivity_reason', '')}"),
     ]
     if "knn_change" in ds:
-        rows.append(("k-NN estimate of H_T - H_0", f"{float(ds.knn_change[-1]):+.4g} nats"))
+        last = float(ds.knn_change[-1])
+        rows.append(("k-NN estimate of H_T - H_0", f"{last:+.4g} nats" if np.isfinite(last) else
+                     "undefined: states coincide (see knn_duplicates)"))
     return rows
 
 
-def plot(ds: xr.Dataset) -> Any:
-    """H_t − H_0 with the cumulative brackets of eq. 4 (and the k-NN estimate), and the
-    per-step rate between N log σ_min and N log σ_max."""
-    import matplotlib.pyplot as plt
+VIEWS = ("change", "rate")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+
+def _band(ax: Any, x: np.ndarray, da: xr.DataArray, kwargs: dict[str, Any], prepend: bool = False, **style: Any) -> Any:
+    mid, lo, hi = median_band(da)
+    if prepend:  # H_0 - H_0 = 0 at t = 0
+        mid = np.concatenate([[0.0], mid])
+        lo, hi = (None, None) if lo is None else (np.concatenate([[0.0], lo]), np.concatenate([[0.0], hi]))
+    line, = ax.plot(x, mid, **{**style, **kwargs})
+    if lo is not None:
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    return line
+
+
+def plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+         view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """Panels ``change`` (H_t − H_0 with the cumulative brackets of eq. 4 and the k-NN
+    estimate) and ``rate`` (the per-step rate between N log σ_min and N log σ_max). Stacked
+    results: medians with 10–90 % bands. Convention: :meth:`dynprobe.accessor.DynprobeAccessor.plot`."""
+    views = resolve_views("entropy", VIEWS, view, ax)
+    fig, axes = panel_axes("entropy", views, ax, figsize, panel_size=(5.2, 3.8))
     t = np.concatenate([[0], ds.time.values])
-    z = np.zeros(1)
-    ax1.fill_between(t, np.concatenate([z, ds.change_lower.values]), np.concatenate([z, ds.change_upper.values]),
-                     color="0.85", label="eq. 4 brackets (N log sigma_min, N log sigma_max)")
-    ax1.plot(t, np.concatenate([z, ds.entropy_change.values]), "k-", lw=1.5, label="exact: sum E[log|det J|]")
-    if "knn_change" in ds:
-        ax1.plot(ds.knn_time.values, ds.knn_change.values, "o", color="C3", label="k-NN estimate")
-    ax1.set(xlabel="step t", ylabel="H_t - H_0 (nats)", title="entropy change of the ensemble")
-    ax1.legend(fontsize=8)
-    ax2.plot(ds.time.values, ds.rate.values, "k.-", label="rate E[log|det J|]")
-    ax2.plot(ds.time.values, ds.rate_lower.values, "--", color="C0", label="N log min sigma_min")
-    ax2.plot(ds.time.values, ds.rate_upper.values, "--", color="C3", label="N log max sigma_max")
-    ax2.axhline(0, color="0.5", lw=0.6)
-    ax2.set(xlabel="step t", ylabel="nats/step",
-            title=f"L_f >= {float(ds.lipschitz_lower):.3g}; {ds.contractivity.item()}")
-    ax2.legend(fontsize=8)
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    note = lead_note(ds)
+    if "change" in axes:
+        a = axes["change"]
+        lower, _, _ = median_band(ds.change_lower)
+        upper, _, _ = median_band(ds.change_upper)
+        a.fill_between(t, np.concatenate([[0.0], lower]), np.concatenate([[0.0], upper]), color="0.85", lw=0,
+                       label=r"eq. 4 brackets ($N\log\sigma_{\min}$, $N\log\sigma_{\max}$)")
+        _band(a, t, ds.entropy_change, kwargs, prepend=True, color="k", lw=1.5,
+              label=r"exact: $\sum_t \mathrm{E}[\log|\det J|]$")
+        if "knn_change" in ds:
+            mid, lo, hi = median_band(ds.knn_change)
+            a.errorbar(ds.knn_time.values, mid, yerr=None if lo is None else [mid - lo, hi - mid], fmt="o",
+                       color="C3", capsize=2, label="k-NN estimate")
+        a.set(xlabel="step $t$", ylabel="$H_t - H_0$ (nats)", title="entropy change of the ensemble" + note)
+        integer_ticks(a)
+        legend_outside(a)
+    if "rate" in axes:
+        a = axes["rate"]
+        x = ds.time.values
+        _band(a, x, ds.rate, kwargs, color="k", marker=".", label=r"rate $\mathrm{E}[\log|\det J|]$")
+        _band(a, x, ds.rate_lower, kwargs, color="C0", ls="--", label=r"$N\log\min\sigma_{\min}$")
+        _band(a, x, ds.rate_upper, kwargs, color="C3", ls="--", label=r"$N\log\max\sigma_{\max}$")
+        a.axhline(0, color="0.5", lw=0.6)
+        if lead_dims(ds):
+            title = "entropy rate" + note
+        else:
+            title = rf"$L_f \geq {float(ds.lipschitz_lower):.3g}$; {ds.contractivity.item().replace('_', ' ')}"
+        a.set(xlabel="step $t$", ylabel="nats/step", title=title)
+        integer_ticks(a)
+        legend_outside(a)
     return fig
 
 

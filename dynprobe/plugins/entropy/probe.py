@@ -18,7 +18,7 @@ import xarray as xr
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 
-from .knn import kl_entropy
+from .knn import DuplicatePointsError, kl_entropy
 from .lipschitz import contractivity, spectral_norms, weight_norm_bound
 from .rate import jacobian_stats
 
@@ -72,12 +72,18 @@ def entropy(
         states, plus 1e-3) at which ‖J‖₂ is also evaluated.
     power_iters
         Power-iteration steps per state.
-    knn, knn_times, knn_k
-        Optionally estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
-        estimator at the times ``knn_times`` (default: 0, steps // 2, steps). It follows the
-        exact change while the ensemble keeps full dimension; once the states collapse onto a
-        lower-dimensional attractor the exact H_t heads to −∞ and the finite-sample estimate
-        lags far behind — a sign of that collapse, not an error in either.
+    knn
+        Also estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
+        estimator. It follows the exact change while the ensemble keeps full dimension; once
+        the states collapse onto a lower-dimensional attractor the exact H_t heads to −∞ and
+        the finite-sample estimate lags far behind — a sign of that collapse, not an error in
+        either. Neighbours come from a k-d tree (O(samples) memory, distances at full relative
+        precision); where states coincide exactly the estimator is undefined: NaN, counted in
+        ``knn_duplicates``, with a warning.
+    knn_times
+        Steps at which to estimate (default: 0, steps // 2, steps).
+    knn_k
+        The neighbour the estimator uses, 1 <= knn_k < samples.
     seed
         Seeds the initial states and the power iteration.
 
@@ -89,7 +95,8 @@ def entropy(
         ``log_det``, ``sigma_min``, ``sigma_max`` per ``[sample, time]`` (state before the step),
         ``diverged[sample]``, ``co_lipschitz``, ``lipschitz_visited``, ``lipschitz_lower``,
         ``lipschitz_upper`` (NaN when ``has_upper_bound`` is false), ``invertible``,
-        ``contractivity``; with ``knn``: ``knn_entropy[knn_time]``, ``knn_change[knn_time]``.
+        ``contractivity``; with ``knn``: ``knn_entropy[knn_time]``, ``knn_change[knn_time]``,
+        ``knn_duplicates[knn_time]``.
 
     References
     ----------
@@ -125,6 +132,9 @@ def entropy(
             f"entropy: {int(stats.diverged.sum())} of {samples} trajectories diverged; they are flagged in 'diverged' "
             "and left out of the rates", RuntimeWarning, stacklevel=3,
         )
+    if knn and knn_k >= int(good.sum()):
+        raise ProbeParameterError(f"probe 'entropy': knn_k={knn_k} needs more than {knn_k} trajectories that stay "
+                                  f"bounded, {int(good.sum())} did; pass a smaller knn_k or more samples")
     ld, lo, hi = (x[:, good] for x in (stats.log_det, stats.sigma_min, stats.sigma_max))
     rate = ld.mean(dim=1)
     rate_lower = n * torch.log(lo.amin(dim=1))
@@ -161,12 +171,8 @@ def entropy(
         "sample": ("sample", np.arange(samples), {"long_name": "initial condition", "units": "1"}),
     }
     if knn:
-        states = stats.states[:, good]
-        est = np.array([kl_entropy(states[t], k=knn_k) for t in times])
         coords["knn_time"] = ("knn_time", np.asarray(times), {"long_name": "steps taken", "units": "step"})
-        data["knn_entropy"] = ("knn_time", est, {"long_name": "Kozachenko-Leonenko entropy estimate", "units": "nats"})
-        data["knn_change"] = ("knn_time", est - est[0] if times[0] == 0 else est - kl_entropy(states[0], k=knn_k),
-                              {"long_name": "Kozachenko-Leonenko estimate of H_t - H_0", "units": "nats"})
+        data.update(_knn_variables(stats.states[:, good], times, knn_k))
     return xr.Dataset(
         data,
         coords=coords,
@@ -184,6 +190,38 @@ def entropy(
             "knn_k": int(knn_k) if knn else 0,
         },
     )
+
+
+def _knn_variables(states: torch.Tensor, times: list[int], k: int) -> dict:
+    """Kozachenko–Leonenko estimates at ``times``; NaN, counted in ``knn_duplicates`` and
+    warned about, where the ensemble has collapsed onto repeated points (no density)."""
+    est = np.full(len(times), np.nan)
+    duplicates = np.zeros(len(times), dtype=np.int64)
+    for i, t in enumerate(times):
+        try:
+            est[i] = kl_entropy(states[t], k=k)
+        except DuplicatePointsError as err:
+            duplicates[i] = err.duplicates
+    if duplicates.any():
+        at = [t for t, c in zip(times, duplicates) if c]
+        warnings.warn(f"entropy: at steps {at} some states coincide exactly (the ensemble collapsed below float64 "
+                      "resolution); the k-NN estimate is undefined there: knn_entropy is NaN, knn_duplicates counts "
+                      "the points", RuntimeWarning, stacklevel=4)
+    if times[0] == 0:
+        start = est[0]
+    else:
+        try:
+            start = kl_entropy(states[0], k=k)
+        except DuplicatePointsError:
+            start = np.nan
+    return {
+        "knn_entropy": ("knn_time", est, {"long_name": "Kozachenko-Leonenko entropy estimate (NaN: repeated points)",
+                                          "units": "nats"}),
+        "knn_change": ("knn_time", est - start, {"long_name": "Kozachenko-Leonenko estimate of H_t - H_0",
+                                                 "units": "nats"}),
+        "knn_duplicates": ("knn_time", duplicates, {"long_name": "states coinciding with another state (estimate "
+                                                                 "undefined when > 0)", "units": "1"}),
+    }
 
 
 def _variables(stats, rate, rate_lower, rate_upper) -> dict:

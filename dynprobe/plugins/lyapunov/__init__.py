@@ -12,6 +12,16 @@ import xarray as xr
 
 import dynprobe
 from dynprobe import Probe, System, Verdict
+from dynprobe.plotting import (
+    integer_ticks,
+    lead_dims,
+    lead_note,
+    legend_outside,
+    median_band,
+    panel_axes,
+    resolve_views,
+    stack_coordinate,
+)
 
 from .probe import kaplan_yorke, lyapunov, regime_of
 
@@ -47,31 +57,67 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     return rows
 
 
-def plot(ds: xr.Dataset) -> Any:
-    """Spectrum (mean ± stderr) and the convergence of the running estimates."""
-    import matplotlib.pyplot as plt
+VIEWS = ("spectrum", "convergence", "trend")
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    mean = ds.exponent_mean
-    if "network" in mean.dims:
-        mean = mean.median("network")
-    ax1.errorbar(ds.exponent.values, mean.values, yerr=ds.exponent_stderr.values if "network" not in ds.dims else None,
-                 fmt="o-", ms=3)
-    ax1.axhline(0, color="k", lw=0.8)
-    ax1.set(xlabel="exponent index", ylabel="λ (1/step)", title="Lyapunov spectrum (mean ± stderr)")
-    ax1.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    conv = ds.convergence.isel(sample=0)
-    if "network" in conv.dims:
-        conv = conv.isel(network=0)
-    show = conv.exponent.values[: min(8, conv.sizes["exponent"])]
-    for i in show:
-        ax2.plot(ds.time.values, conv.sel(exponent=i).values, lw=1, label=f"λ{i}")
-    ax2.set_xscale("log")
-    ax2.axhline(0, color="k", lw=0.8)
-    ax2.set(xlabel="steps averaged", ylabel="running estimate (1/step)", title="convergence (sample 0)")
-    if len(show) <= 8:
-        ax2.legend(fontsize=7, ncol=2)
+
+def plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+         view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """Panels ``spectrum`` (λᵢ, mean ± stderr), ``convergence`` (running estimates) and, for a
+    result stacked along ``checkpoint``/``network``, ``trend`` (the top exponents against epoch
+    or position; the default there, with the median spectrum). Convention:
+    :meth:`dynprobe.accessor.DynprobeAccessor.plot`."""
+    stacked = bool(lead_dims(ds))
+    default = ("trend", "spectrum") if stacked else ("spectrum", "convergence")
+    views = resolve_views("lyapunov", default if view is None else VIEWS, view, ax)
+    fig, axes = panel_axes("lyapunov", views, ax, figsize)
+    for name, target in axes.items():
+        {"spectrum": _spectrum, "convergence": _convergence, "trend": _trend}[name](ds, target, kwargs)
     return fig
+
+
+def _spectrum(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
+    index = ds.exponent.values
+    mid, lo, hi = median_band(ds.exponent_mean)
+    if lo is None:
+        ax.errorbar(index, mid, yerr=ds.exponent_stderr.values, **{"fmt": "o-", "ms": 3, "capsize": 2, **kwargs})
+    else:
+        line, = ax.plot(index, mid, **{"marker": "o", "ms": 3, **kwargs})
+        ax.fill_between(index, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel="exponent index $i$", ylabel=r"$\lambda_i$ (1/step)",
+           title="Lyapunov spectrum" + (lead_note(ds) or r" (mean $\pm$ stderr)"))
+    integer_ticks(ax)
+
+
+def _convergence(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
+    conv = ds.convergence
+    show = conv.exponent.values[: min(6, conv.sizes["exponent"])]
+    for i in show:
+        mid, lo, hi = median_band(conv.sel(exponent=i), over=("sample",))
+        line, = ax.plot(ds.time.values, mid, **{"lw": 1, "label": rf"$\lambda_{{{i}}}$", **kwargs})
+        if lo is not None:
+            ax.fill_between(ds.time.values, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+    ax.set_xscale("log")
+    ax.axhline(0, color="k", lw=0.8)
+    over = "median over samples" + (" and " + ", ".join(f"{d}s" for d in lead_dims(ds)) if lead_dims(ds) else "")
+    ax.set(xlabel="steps averaged", ylabel="running estimate (1/step)", title=f"convergence ({over})")
+    legend_outside(ax)
+
+
+def _trend(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
+    dim, x, label = stack_coordinate(ds)
+    mean = ds.exponent_mean
+    other = [d for d in lead_dims(ds) if d != dim]
+    if other:
+        mean = mean.median(other)
+    for i in mean.exponent.values[: min(4, mean.sizes["exponent"])]:
+        one = mean.sel(exponent=i).transpose(dim)
+        ax.plot(x, one.values, **{"marker": "o", "ms": 3, "label": rf"$\lambda_{{{i}}}$", **kwargs})
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set(xlabel=label, ylabel=r"$\lambda_i$ (1/step)", title=f"top exponents along {dim}")
+    if np.issubdtype(np.asarray(x).dtype, np.integer):
+        integer_ticks(ax)
+    legend_outside(ax)
 
 
 _REF = "fading-memory paper §2.1 (exponents as memory timescales), App. A"

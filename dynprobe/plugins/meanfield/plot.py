@@ -3,6 +3,10 @@
 
 :func:`phase_diagram` stands on its own (a 2-D ``meanfield`` result in, an Axes out), for a
 report that shows where a trained network sits: pass ``mark=prediction.point(dims)``.
+:func:`plot` is the probe's figure; its panels (``view=``) depend on the result: ``chi_1`` and
+``tau`` for a grid (phase diagram or sweep; ``tau`` only when correlations were computed);
+``neighbourhood``, ``cosine`` and ``jacobian`` for one network; ``trend`` for a result stacked
+along ``checkpoint``/``network``. The convention is :meth:`dynprobe.accessor.DynprobeAccessor.plot`.
 
 References
 ----------
@@ -17,17 +21,34 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["plot", "phase_diagram", "sweep", "neighbourhood"]
+from dynprobe.plotting import (
+    integer_ticks,
+    lead_dims,
+    lead_note,
+    legend_outside,
+    median_band,
+    panel_axes,
+    resolve_views,
+    stack_coordinate,
+)
+
+__all__ = ["plot", "phase_diagram", "sweep", "neighbourhood", "TEX"]
+
+TEX = {"sigma_w": r"$\sigma_w$", "sigma_v": r"$\sigma_v$", "sigma_b": r"$\sigma_b$", "mu_b": r"$\mu_b$",
+       "R": "$R$", "sigma12": r"$\Sigma_{12}$", "chi_1": r"$\chi_1$", "tau": r"$\tau$ (steps)",
+       "chi_c": r"$\chi_{c^*}$", "q_star": "$q^*$"}
+"""Mathtext names of the hyper-parameters and predictions, for axis labels."""
 
 
 def _label(da: xr.DataArray) -> str:
-    return str(da.attrs.get("long_name", da.name))
+    return TEX.get(str(da.name), str(da.attrs.get("long_name", da.name)))
 
 
 def phase_diagram(ds: xr.Dataset, ax: Any = None, *, var: str = "chi_1", mark: Mapping[str, float] | None = None,
-                  log: bool = True) -> Any:
+                  log: bool = True, **kwargs: Any) -> Any:
     """Draw ``var`` over the two grid dimensions of a ``meanfield`` result, the χ₁ = 1 line, and
-    (optionally) a marked point ``{dim: value}`` — e.g. a network's estimated hyper-parameters."""
+    (optionally) a marked point ``{dim: value}`` — e.g. a network's estimated hyper-parameters.
+    ``kwargs`` go to ``pcolormesh``."""
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
@@ -35,7 +56,7 @@ def phase_diagram(ds: xr.Dataset, ax: Any = None, *, var: str = "chi_1", mark: M
     if len(dims) != 2:
         raise ValueError(f"phase_diagram needs a result over two grid dimensions, {var} has {dims}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4), constrained_layout=True)
+        _, ax = plt.subplots(figsize=(5, 4), layout="constrained")
     y, x = dims
     da = ds[var].transpose(y, x)
     values = da.values.astype(np.float64)
@@ -49,93 +70,135 @@ def phase_diagram(ds: xr.Dataset, ax: Any = None, *, var: str = "chi_1", mark: M
             norm, cmap = LogNorm(finite.min(), finite.max()), "viridis"
     else:
         norm, cmap = None, "viridis"
-    mesh = ax.pcolormesh(ds[x].values, ds[y].values, np.ma.masked_invalid(values), norm=norm, cmap=cmap,
-                         shading="nearest")
-    ax.figure.colorbar(mesh, ax=ax, label={"tau": "tau (steps)"}.get(var, var))
+    mesh = ax.pcolormesh(ds[x].values, ds[y].values, np.ma.masked_invalid(values),
+                         **{"norm": norm, "cmap": cmap, "shading": "nearest", **kwargs})
+    ax.figure.colorbar(mesh, ax=ax, label=TEX.get(var, var))
     if "chi_1" in ds:
         chi = ds["chi_1"].transpose(y, x).values
         if np.nanmin(chi) < 1 < np.nanmax(chi):
             ax.contour(ds[x].values, ds[y].values, chi, levels=[1.0], colors="k", linewidths=1.5)
-            ax.plot([], [], "k-", label="chi_1 = 1")
+            ax.plot([], [], "k-", label=r"$\chi_1 = 1$")
     if mark is not None and x in mark and y in mark:
         ax.plot([mark[x]], [mark[y]], marker="*", ms=14, color="gold", mec="k", ls="", label="this network")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=8)
-    ax.set(xlabel=x, ylabel=y)  # the coordinate names (sigma_w, mu_b, ...) read best on a small axis
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.16), ncol=2, fontsize=8, frameon=False)
+    ax.set(xlabel=TEX.get(x, x), ylabel=TEX.get(y, y))
     return ax
 
 
-def sweep(ds: xr.Dataset, axes: Any = None) -> Any:
-    """χ₁ and τ along the one grid dimension of a ``meanfield`` result."""
+def sweep(ds: xr.Dataset, axes: Any = None, **kwargs: Any) -> Any:
+    """χ₁ and (when computed) τ along the one grid dimension of a ``meanfield`` result;
+    ``kwargs`` go to ``plot``."""
     import matplotlib.pyplot as plt
 
     (dim,) = [d for d in ds["chi_1"].dims]
+    panels = 1 + ("tau" in ds)
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-    axes[0].plot(ds[dim].values, ds["chi_1"].values)
+        _, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.5), layout="constrained", squeeze=False)
+        axes = axes[0]
+    axes[0].plot(ds[dim].values, ds["chi_1"].values, **kwargs)
     axes[0].axhline(1.0, color="k", lw=0.8)
-    axes[0].set(xlabel=_label(ds[dim]), ylabel="chi_1", yscale="log")
-    if "tau" in ds:
-        axes[1].plot(ds[dim].values, ds["tau"].values)
-        axes[1].set(xlabel=_label(ds[dim]), ylabel="tau (steps)", yscale="log")
+    axes[0].set(xlabel=_label(ds[dim]), ylabel=TEX["chi_1"], yscale="log")
+    if "tau" in ds and len(axes) > 1:
+        axes[1].plot(ds[dim].values, ds["tau"].values, **kwargs)
+        axes[1].set(xlabel=_label(ds[dim]), ylabel=TEX["tau"], yscale="log")
     return axes
 
 
-def _comparison(ds: xr.Dataset, axes: Any) -> None:
-    ax1, ax2 = axes
+def _cosine(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
     t = ds["time"].values
-    for key, style, label in (("cos_sim_theory", "k--", "theory"), ("cos_sim_tied", "C0-", "this network (tied)"),
-                              ("cos_sim_untied", "C1-", "untied weights")):
-        ax1.plot(t, ds[key].values, style, label=label)
-    ax1.set(xlabel="step", ylabel="pre-activation cosine similarity c^t", title="Sigma_12: 0, then 1 from step 10")
-    ax1.legend(fontsize=8)
+    for key, style, label in (("cos_sim_theory", {"color": "k", "ls": "--"}, "theory"),
+                              ("cos_sim_tied", {"color": "C0"}, "this network (tied)"),
+                              ("cos_sim_untied", {"color": "C1"}, "untied weights")):
+        mid, lo, hi = median_band(ds[key])
+        ax.plot(t, mid, **{**style, "label": label, **kwargs})
+        if lo is not None:
+            ax.fill_between(t, lo, hi, color=style["color"], alpha=0.15, lw=0)
+    ax.set(xlabel="step $t$", ylabel="pre-activation cosine similarity $c^t$",
+           title=r"$\Sigma_{12} = 0$, then 1 from step 10" + lead_note(ds))
+    integer_ticks(ax)
+    legend_outside(ax)
+
+
+def _jacobian(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
     h = ds["horizon"].values
-    ax2.semilogy(h, ds["mean_sq_sv_estimate"].values, "k--", label="chi_1^T (theory)")
-    ax2.semilogy(h, ds["mean_sq_sv_measured"].values, "C0o-", label="measured tr(JJ^T)/N")
-    ax2.set(xlabel="horizon T", ylabel="mean squared singular value",
-            title=f"lambda_max: theory {float(ds.lambda_max_estimate):+.3f}, "
-                  f"measured {float(ds.lambda_max_measured):+.3f}")
-    ax2.legend(fontsize=8)
+    compare = "mean_sq_sv_measured" in ds
+    curves = ((("mean_sq_sv_estimate", {"color": "k", "ls": "--"}, r"$\chi_1^T$ (theory)"),
+               ("mean_sq_sv_measured", {"color": "C0", "marker": "o"}, r"measured $\mathrm{tr}(JJ^\top)/N$"))
+              if compare else
+              (("mean_sq_sv", {"color": "C0", "marker": "o"}, r"$\chi_1^T$ (mean squared singular value)"),
+               ("var_jjt", {"color": "C1", "marker": "s"}, r"variance of the $JJ^\top$ spectrum")))
+    for key, style, label in curves:
+        mid, lo, hi = median_band(ds[key])
+        ax.semilogy(h, mid, **{**style, "label": label, **kwargs})
+        if lo is not None:
+            ax.fill_between(h, lo, hi, color=style["color"], alpha=0.15, lw=0)
+    if compare and not lead_dims(ds):
+        title = (rf"$\lambda_\mathrm{{max}}$: theory {float(ds.lambda_max_estimate):+.3f}, "
+                 rf"measured {float(ds.lambda_max_measured):+.3f}")
+    elif not compare and not lead_dims(ds):
+        title = rf"$\chi_1 = {float(ds.chi_1):.4g}$, $\tau = {float(ds.tau):.4g}$" if "tau" in ds else \
+            rf"$\chi_1 = {float(ds.chi_1):.4g}$"
+    else:
+        title = "Jacobian statistics" + lead_note(ds)
+    ax.set(xlabel="horizon $T$", ylabel="mean squared singular value" if compare else "", title=title)
+    integer_ticks(ax)
+    legend_outside(ax)
 
 
-def plot(ds: xr.Dataset) -> Any:
-    """The probe's figure: a phase diagram (2 grid dims), a sweep (1), or theory vs network."""
+def _neighbourhood(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
     import json
 
-    import matplotlib.pyplot as plt
+    estimate = json.loads(ds.attrs["estimate"])
+    phase_diagram(neighbourhood(estimate), ax, var="chi_1", mark=estimate, **kwargs)
+    ax.set_title(rf"$\chi_1$ around this network ({estimate['cell']}, {estimate['weights']} $W$)", fontsize=10)
 
-    dims = [d for d in ds["chi_1"].dims]
-    if len(dims) >= 2:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-        sub = ds.isel({d: 0 for d in dims[:-2]}) if len(dims) > 2 else ds
-        mark = None
-        if "estimate" in ds.attrs:
-            mark = json.loads(ds.attrs["estimate"])
-        phase_diagram(sub, axes[0], var="chi_1", mark=mark)
-        if "tau" in sub:
-            phase_diagram(sub, axes[1], var="tau", mark=mark)
+
+def _trend(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
+    dim, x, label = stack_coordinate(ds)
+    chi = "chi_1_estimate" if "chi_1_estimate" in ds else "chi_1"
+    ax.plot(x, np.log(ds[chi].values.astype(np.float64)) / 2, **{"marker": "o", "ms": 3, "color": "k",
+                                                               "label": r"theory $\frac{1}{2}\log\chi_1$", **kwargs})
+    if "lambda_max_measured" in ds:
+        ax.errorbar(x, ds.lambda_max_measured.values, yerr=ds.get("lambda_max_measured_stderr"), fmt="o", ms=3,
+                    color="C0", capsize=2, label=r"measured $\lambda_\mathrm{max}$")
+    ax.axhline(0, color="0.5", lw=0.6)
+    ax.set(xlabel=label, ylabel=r"$\lambda_\mathrm{max}$ (1/step)", title=f"predicted and measured along {dim}")
+    if np.issubdtype(np.asarray(x).dtype, np.integer):
+        integer_ticks(ax)
+    legend_outside(ax)
+
+
+def plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+         view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """The probe's figure: a phase diagram (2 grid dims), a sweep (1), theory next to the
+    network (a System given), or theory alone; the panels are listed in the module docstring."""
+    import json
+
+    stacked = lead_dims(ds)
+    dims = [d for d in ds["chi_1"].dims if d not in stacked]
+    if dims:
+        present = ["chi_1"] + (["tau"] if "tau" in ds else [])
+        views = resolve_views("meanfield", present, view, ax)
+        fig, axes = panel_axes("meanfield", views, ax, figsize, panel_size=(5.0, 4.0))
+        sub = ds.isel({d: 0 for d in stacked + dims[:-2]})
+        mark = json.loads(ds.attrs["estimate"]) if "estimate" in ds.attrs else None
+        for name, target in axes.items():
+            if len(dims) >= 2:
+                phase_diagram(sub, target, var=name, mark=mark, **kwargs)
+            else:
+                target.plot(sub[dims[0]].values, sub[name].values, **kwargs)
+                if name == "chi_1":
+                    target.axhline(1.0, color="k", lw=0.8)
+                target.set(xlabel=TEX.get(dims[0], dims[0]), ylabel=TEX[name], yscale="log")
         return fig
-    if len(dims) == 1:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), constrained_layout=True)
-        sweep(ds, axes)
-        return fig
-    compare = "cos_sim_tied" in ds
-    panels = (1 if "estimate" in ds.attrs else 0) + (2 if compare else 1)
-    fig = plt.figure(figsize=(5.2 * panels, 4), constrained_layout=True)
-    axes = list(np.atleast_1d(fig.subplots(1, panels)))
-    if "estimate" in ds.attrs:  # one network: where it sits in its phase diagram
-        estimate = json.loads(ds.attrs["estimate"])
-        ax = axes.pop(0)
-        phase_diagram(neighbourhood(estimate), ax, var="chi_1", mark=estimate)
-        ax.set_title(f"chi_1 around this network ({estimate['cell']}, {estimate['weights']} W)", fontsize=10)
-    if compare:
-        _comparison(ds, axes)
-        return fig
-    (ax,) = axes
-    ax.semilogy(ds["horizon"].values, ds["mean_sq_sv"].values, "o-", label="chi_1^T (mean squared singular value)")
-    ax.semilogy(ds["horizon"].values, ds["var_jjt"].values, "s-", label="variance of the JJ^T spectrum")
-    ax.set(xlabel="horizon T", title=f"chi_1 = {float(ds.chi_1):.4g}, tau = {float(ds.tau):.4g}")
-    ax.legend(fontsize=8)
+    present = (["trend"] if stacked else []) + (["neighbourhood"] if "estimate" in ds.attrs and not stacked else []) \
+        + (["cosine"] if "cos_sim_tied" in ds else []) + ["jacobian"]
+    views = resolve_views("meanfield", present, view, ax)
+    fig, axes = panel_axes("meanfield", views, ax, figsize, panel_size=(5.0, 4.0))
+    draw = {"trend": _trend, "neighbourhood": _neighbourhood, "cosine": _cosine, "jacobian": _jacobian}
+    for name, target in axes.items():
+        draw[name](ds, target, kwargs)
     return fig
 
 

@@ -15,6 +15,7 @@ import xarray as xr
 
 import dynprobe
 from dynprobe import Probe
+from dynprobe.plotting import integer_ticks, lead_dims, legend_outside, panel_axes, resolve_views, stack_coordinate
 
 from .gradients import finite_time_lyapunov, fit_rate, gradient_propagation, state_gradients
 from .hessian import hessian, hvp_operator, recurrent_weights
@@ -40,19 +41,39 @@ def gradient_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     return rows
 
 
-def gradient_plot(ds: xr.Dataset) -> Any:
-    """log‖∂L/∂h_t‖ against the lag T − t, with the fitted rate and λ_max as slopes."""
-    import matplotlib.pyplot as plt
+def _members(ds: xr.Dataset) -> list[tuple[str, xr.Dataset]]:
+    """(label, result) for each network or checkpoint of a stacked result; the result alone otherwise."""
+    dims = lead_dims(ds)
+    if not dims:
+        return [("", ds)]
+    dim = dims[0]
+    if dim == "checkpoint":
+        _, x, label = stack_coordinate(ds)
+        names = [f"{label.split(' ')[0]} {v}" for v in x]
+    else:
+        names = [f"net {i}" for i in range(ds.sizes[dim])]
+    return [(name, ds.isel({dim: i})) for i, name in enumerate(names)]
 
-    fig, ax = plt.subplots(figsize=(6, 3.8), constrained_layout=True)
-    for i, one in enumerate(_networks(ds)):
+
+def gradient_plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+                  view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """log‖∂L/∂h_t‖ against the lag T − t, with λ_max as a dotted slope (one panel,
+    ``gradient``; one line per network or checkpoint of a stacked result)."""
+    views = resolve_views("gradient_propagation", ("gradient",), view, ax)
+    fig, axes = panel_axes("gradient_propagation", views, ax, figsize, panel_size=(6.0, 3.8))
+    a = axes["gradient"]
+    for name, one in _members(ds):
         lag, norm = one.lag.values, one.grad_norm.values
-        line, = ax.semilogy(lag, norm, lw=1.2, label=f"net {i}: rate {float(one.growth_rate):+.3f}, "
-                                                      f"λmax {float(one.lyapunov_max):+.3f}")
+        prefix = f"{name}: " if name else ""
+        line, = a.semilogy(lag, norm, **{"lw": 1.2, "label": f"{prefix}rate {float(one.growth_rate):+.3f}, "
+                                                              rf"$\lambda_\mathrm{{max}}$ {float(one.lyapunov_max):+.3f}",
+                                         **kwargs})
         ref = norm[-1 if lag[-1] == 0 else 0]
-        ax.semilogy(lag, ref * np.exp(float(one.lyapunov_max) * lag), ls=":", color=line.get_color(), lw=1)
-    ax.set(xlabel="steps before the readout, T − t", ylabel="‖∂L/∂h_t‖", title="gradient propagation (dotted: λmax)")
-    ax.legend(fontsize=7)
+        a.semilogy(lag, ref * np.exp(float(one.lyapunov_max) * lag), ls=":", color=line.get_color(), lw=1)
+    a.set(xlabel="steps before the readout, $T - t$", ylabel=r"$\|\partial L/\partial h_t\|$",
+          title=r"gradient propagation (dotted: slope $\lambda_\mathrm{max}$)")
+    integer_ticks(a)
+    legend_outside(a)
     return fig
 
 
@@ -68,16 +89,19 @@ def hessian_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     return rows
 
 
-def hessian_plot(ds: xr.Dataset) -> Any:
-    """|eigenvalue| against its index, one line per network."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
-    for i, one in enumerate(_networks(ds)):
-        ax.semilogy(one.eigen.values, np.abs(one.eigenvalues.values), "o-", ms=3, label=f"net {i}")
-    ax.set(xlabel="index", ylabel="|λ| of the loss Hessian", title=f"Hessian w.r.t. {ds.attrs.get('wrt')}")
-    if "network" in ds.dims:
-        ax.legend(fontsize=7)
+def hessian_plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None = None,
+                 view: str | list[str] | None = None, **kwargs: Any) -> Any:
+    """|eigenvalue| against its index (one panel, ``eigenvalues``; one line per network or
+    checkpoint of a stacked result)."""
+    views = resolve_views("hessian", ("eigenvalues",), view, ax)
+    fig, axes = panel_axes("hessian", views, ax, figsize, panel_size=(5.0, 3.6))
+    a = axes["eigenvalues"]
+    for name, one in _members(ds):
+        a.semilogy(one.eigen.values, np.abs(one.eigenvalues.values), **{"marker": "o", "ms": 3, "label": name or None,
+                                                                         **kwargs})
+    a.set(xlabel="index", ylabel=r"$|\lambda|$ of the loss Hessian", title=f"Hessian w.r.t. {ds.attrs.get('wrt', '')}")
+    integer_ticks(a)
+    legend_outside(a)
     return fig
 
 
