@@ -71,7 +71,13 @@ class Probe:
     suggest
         Optional ``suggest(system) -> dict``: parameter defaults scaled to the system's size,
         used by ``diagnose``; raises :class:`~dynprobe.errors.NotApplicable` with the reason when
-        no defaults fit (e.g. the probe needs the task the model was trained on).
+        no defaults fit (e.g. the probe needs the task the model was trained on). A ``suggest``
+        that also takes a keyword ``quick: bool`` chooses its own ``diagnose --quick`` values;
+        otherwise :data:`dynprobe.planning.QUICK_BUDGETS` are scaled (see there).
+    estimate
+        Optional ``estimate(system, params) -> float | None``: the seconds a run with these
+        parameters is expected to take, shown before ``diagnose`` starts (without one, the
+        times this probe took here before are used, see :mod:`dynprobe.timings`).
     summary
         Optional ``summary(ds) -> list[tuple[str, str]]``: (label, value) rows for terminals.
     verdicts
@@ -90,6 +96,7 @@ class Probe:
     reference: str = ""
     plugin: str = ""
     version: str = ""
+    estimate: Callable[[Any, Mapping[str, Any]], float | None] | None = None
 
     @property
     def doc(self) -> str:
