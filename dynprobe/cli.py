@@ -206,7 +206,8 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--probe", "-P", "probes", multiple=True, required=True, help="probe to run (repeatable)")
 @click.option("--out", "-o", required=True, help="the Zarr store to write or resume (e.g. runs.zarr)")
 @click.option("--param", "-p", "params", multiple=True, help="probe parameter PROBE.KEY=VALUE (repeatable)")
-@click.option("--workers", type=int, default=None, help="local worker processes [default: one per core]")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="local worker processes [default: one per core]; 0: run in this process, without Dask")
 @click.option("--scheduler", default=None, help="address of a running Dask scheduler, tcp://host:port")
 @click.option("--factory", default=None, help="package.module:function building the module of the checkpoints")
 @click.option("--trust-pickle", is_flag=True, help="allow checkpoints holding pickled modules (runs their code)")
@@ -214,17 +215,30 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
 @click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
 @click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="seconds one probe may run on one checkpoint before it is recorded as timed out; 0: no limit "
+                   "[default: 1800]")
+@click.option("--recompute/--no-recompute", default=None,
+              help="recompute every result, even complete ones / keep complete results made by other dynprobe or "
+                   "plugin versions [default: recompute what changed or is damaged]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...],
-              **options: Any) -> None:
+              timeout: float | None, quiet: bool, **options: Any) -> None:
     """Run probes over many checkpoints on Dask into a resumable Zarr store.
 
-    Re-running the same command skips results already complete for unchanged files. Exit
-    status 1 when a checkpoint failed (its error is recorded in the store's index).
+    Re-running the same command skips results already complete, intact and made the same way
+    (same file, parameters and versions). Exit status 1 when a checkpoint failed (its error is
+    recorded in the store's index), 130 when interrupted.
     """
     from .batching import run_command
+    from .diagnose import DEFAULT_TIMEOUT_S
 
+    limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
     try:
-        code = run_command(paths, probes, out, params, **options)
+        code = run_command(paths, probes, out, params, timeout=limit, progress=False if quiet else None, **options)
+    except KeyboardInterrupt:
+        click.echo("dynprobe batch: interrupted; the complete results are in the store, rerun to resume", err=True)
+        sys.exit(130)
     except DynprobeError as err:
         raise click.ClickException(str(err)) from err
     sys.exit(code)

@@ -1,0 +1,196 @@
+"""Faults of a batch run, injected: two writers, a writer killed while holding the store, a
+hanging or exiting probe, a probe fixed in a new version, a script without a main guard.
+
+Most runs use ``workers=0`` (this process) and cheap probes; the Dask path of a hanging probe
+and the main-guard message start their own clusters.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from faultkit import exits, expected_norms, hang, norms, plugin, warm_up, write_lstms
+
+import dynprobe
+from dynprobe.batching.lock import StoreBusyError, StoreLock, lock_path
+from dynprobe.errors import DynprobeError
+from dynprobe.registry import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def probes(inline_registry):
+    warm_up()
+    return inline_registry(plugin("faultprobes", dynprobe.Probe("norms", norms), dynprobe.Probe("hang", hang),
+                                  dynprobe.Probe("exits", exits)), entry_points=True)
+
+
+def test_a_second_writer_refuses_in_one_line_naming_the_first(tmp_path, probes):
+    paths = write_lstms(tmp_path / "ck", 1)
+    out = tmp_path / "runs.zarr"
+    with StoreLock(out):
+        with pytest.raises(StoreBusyError) as info:
+            dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0)
+    message = str(info.value)
+    assert f"pid {os.getpid()}" in message and "being written by another run" in message and "\n" not in message
+    assert not lock_path(out).exists()  # released and removed
+    assert dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0).ok == 1  # free again
+
+
+def test_the_lock_of_a_run_killed_with_sigkill_is_taken_over(tmp_path, probes):
+    out = tmp_path / "runs.zarr"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from dynprobe.batching.lock import StoreLock
+        StoreLock({str(out)!r}).acquire()
+        print("locked", flush=True)
+        time.sleep(600)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(StoreBusyError, match=f"pid {holder.pid} "):
+            StoreLock(out).acquire()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+    finally:
+        holder.kill()
+    assert lock_path(out).exists()  # left behind by the killed run ...
+    paths = write_lstms(tmp_path / "ck", 1)
+    assert dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0).ok == 1  # ... and not in the way
+
+
+def test_two_concurrent_runs_never_mix_results(tmp_path, probes):
+    """One run holds the store while another starts: the second refuses; every result read
+    afterwards is complete and exact."""
+    paths = write_lstms(tmp_path / "ck", 4)
+    out = tmp_path / "runs.zarr"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT / "tests")!r})
+        import dynprobe
+        from faultkit import norms, plugin, sleeper
+        from dynprobe.registry import Registry, use_registry
+        reg = Registry([plugin("p", dynprobe.Probe("norms", norms), dynprobe.Probe("sleeper", sleeper))])
+        with use_registry(reg):
+            dynprobe.batch({[str(p) for p in paths]!r}, ["norms", "sleeper"], {str(out)!r}, workers=0,
+                           probe_params={{"sleeper": {{"seconds": 600}}}})
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not lock_path(out).exists() or not (out / "checkpoints").exists():
+            assert time.monotonic() < deadline and first.poll() is None
+            time.sleep(0.2)
+        with pytest.raises(StoreBusyError, match=f"pid {first.pid} "):
+            dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(30)
+    summary = dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0)
+    assert summary.ok + summary.skipped == 4
+    ds = dynprobe.open_batch(out)["norms"].ds
+    for path in paths:
+        np.testing.assert_array_equal(ds.norm.sel(checkpoint=str(path)).values, expected_norms(path))
+
+
+def test_a_hanging_probe_times_out_and_the_other_probes_results_are_kept(tmp_path, probes):
+    paths = write_lstms(tmp_path / "ck", 2)
+    out = tmp_path / "runs.zarr"
+    start = time.monotonic()
+    summary = dynprobe.batch([str(p) for p in paths], ["hang", "norms"], out, workers=0, timeout=0.5)
+    assert time.monotonic() - start < 30
+    assert summary.failed == 2
+    assert summary.failures == [f"{p}: probe 'hang' timed out after 0.5 s (--timeout)" for p in paths]
+    ds = dynprobe.open_batch(out)["norms"].ds
+    for path in paths:
+        np.testing.assert_array_equal(ds.norm.sel(checkpoint=str(path)).values, expected_norms(path))
+
+
+def test_a_probe_calling_sys_exit_is_one_recorded_failure(tmp_path, probes):
+    paths = write_lstms(tmp_path / "ck", 1)
+    summary = dynprobe.batch([str(p) for p in paths], ["exits", "norms"], tmp_path / "r.zarr", workers=0)
+    assert summary.failures == [f"{paths[0]}: probe 'exits' failed: SystemExit: 7"]
+    assert dynprobe.open_batch(tmp_path / "r.zarr")["norms"].ds.sizes["checkpoint"] == 1
+
+
+def test_a_new_plugin_version_recomputes_and_no_recompute_keeps(tmp_path, probes, monkeypatch):
+    paths = [str(p) for p in write_lstms(tmp_path / "ck", 2)]
+    out = tmp_path / "runs.zarr"
+    assert dynprobe.batch(paths, ["norms"], out, workers=0).ok == 2
+    assert dynprobe.batch(paths, ["norms"], out, workers=0).skipped == 2
+
+    fixed = replace(registry().probe("norms"), version="faultprobes 2.0")
+    monkeypatch.setitem(registry().probes(), "norms", fixed)
+    kept = dynprobe.batch(paths, ["norms"], out, workers=0, recompute=False)
+    assert kept.skipped == 2  # asked to keep results of the old version
+    redone = dynprobe.batch(paths, ["norms"], out, workers=0)
+    assert (redone.ok, redone.skipped) == (2, 0)  # by default, a new probe version recomputes
+    ds = dynprobe.open_batch(out)["norms"].ds
+    assert set(ds.plugin_version.values.tolist() if "plugin_version" in ds.coords else [ds.attrs["plugin_version"]]) \
+        == {"faultprobes 2.0"}
+    assert dynprobe.batch(paths, ["norms"], out, workers=0).skipped == 2
+    forced = dynprobe.batch(paths, ["norms"], out, workers=0, recompute=True)
+    assert (forced.ok, forced.skipped) == (2, 0)
+
+
+def test_a_new_dynprobe_version_recomputes(tmp_path, probes, monkeypatch):
+    paths = [str(p) for p in write_lstms(tmp_path / "ck", 1)]
+    out = tmp_path / "runs.zarr"
+    dynprobe.batch(paths, ["norms"], out, workers=0)
+    monkeypatch.setattr(dynprobe, "__version__", "99.0")
+    assert dynprobe.batch(paths, ["norms"], out, workers=0).ok == 1
+
+
+def test_the_command_accepts_workers_0_timeout_and_recompute(tmp_path):
+    from click.testing import CliRunner
+
+    from dynprobe.cli import cli
+
+    paths = write_lstms(tmp_path / "ck", 1)
+    args = ["batch", str(paths[0]), "--probe", "lyapunov", "-p", "lyapunov.steps=20", "-p", "lyapunov.burn_in=5",
+            "--out", str(tmp_path / "r.zarr"), "--workers", "0", "--timeout", "600"]
+    first = CliRunner().invoke(cli, args)
+    assert first.exit_code == 0 and "1 ok, 0 failed, 0 skipped" in first.output, first.output
+    again = CliRunner().invoke(cli, [*args, "--recompute"])
+    assert again.exit_code == 0 and "1 ok, 0 failed, 0 skipped" in again.output, again.output
+    kept = CliRunner().invoke(cli, [*args, "--no-recompute"])
+    assert kept.exit_code == 0 and "0 ok, 0 failed, 1 skipped" in kept.output, kept.output
+
+
+def test_a_store_in_a_missing_folder_is_refused_before_any_work(tmp_path, probes):
+    paths = write_lstms(tmp_path / "ck", 1)
+    with pytest.raises(DynprobeError, match="the folder .*nowhere.* does not exist"):
+        dynprobe.batch([str(p) for p in paths], ["norms"], tmp_path / "nowhere" / "r.zarr", workers=0)
+
+
+@pytest.mark.slow
+def test_a_probe_hanging_in_a_dask_worker_is_recorded_and_the_batch_ends(tmp_path):
+    paths = [str(p) for p in write_lstms(tmp_path / "ck", 2)]
+    summary = dynprobe.batch(paths, ["lyapunov"], tmp_path / "r.zarr", workers=2, timeout=3,
+                             probe_params={"lyapunov": {"steps": 10**9}})
+    assert summary.failures == [f"{p}: probe 'lyapunov' timed out after 3.0 s (--timeout)" for p in paths]
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_gets_one_line_saying_what_to_do(tmp_path):
+    paths = write_lstms(tmp_path / "ck", 1)
+    script = tmp_path / "noguard.py"
+    script.write_text(textwrap.dedent(f"""
+        import dynprobe
+        dynprobe.batch({str(paths[0])!r}, ["lyapunov"], {str(tmp_path / "r.zarr")!r}, workers=1)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "__name__ == \"__main__\"" in last and "workers=0" in last, done.stderr[-3000:]
+    assert "Nanny failed to start" in last and "Failed to start process" not in done.stderr  # no nanny traceback
