@@ -131,7 +131,7 @@ def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
         ("platform", platform.platform()), ("system", system.describe()), ("model fingerprint", system.fingerprint()),
         ("dtype / device", f"{str(system.dtype).removeprefix('torch.')} / {system.device}"), ("plugins", plugins),
         ("wall time", f"{diagnosis.elapsed_s:.1f} s"),
-        ("created (UTC)", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
+        ("created (UTC)", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")),
     ]
     out += ['<h2 id="provenance">Provenance</h2>', _table(["item", "value"], prov), "</body></html>"]
     return "\n".join(out)

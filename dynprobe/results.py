@@ -104,7 +104,7 @@ def make_attrs(
         "device": str(system.device) if system is not None else "",
         "torch_version": str(torch.__version__),
         "elapsed_s": float(elapsed_s),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "plugin": plugin,
         "plugin_version": plugin_version,
     }

@@ -8,6 +8,7 @@ and the main-guard message start their own clusters.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from faultkit import exits, expected_norms, hang, norms, plugin, warm_up, write_lstms
 
 import dynprobe
@@ -194,3 +196,67 @@ def test_a_script_without_a_main_guard_gets_one_line_saying_what_to_do(tmp_path)
     last = done.stderr.strip().splitlines()[-1]
     assert "__name__ == \"__main__\"" in last and "workers=0" in last, done.stderr[-3000:]
     assert "Nanny failed to start" in last and "Failed to start process" not in done.stderr  # no nanny traceback
+
+
+def _dynprobe(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dynprobe.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+
+
+def _wait_for(condition, what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_fault_injection_run_of_batch(tmp_path):
+    """Kill a Dask batch with SIGKILL mid-run, corrupt two complete results, then run twice at
+    once: one run refuses, the other finishes, and every result is there, exact."""
+    from faultkit import chunk_files, flip_bytes, result_folder
+
+    from dynprobe.batching.store import BatchStore
+    from dynprobe.checkpoints import load_checkpoint
+
+    paths = write_lstms(tmp_path / "ck", 10, hidden=4)
+    out = tmp_path / "runs.zarr"
+    params = {"steps": 300, "burn_in": 20, "k": 4}
+    args = ["batch", str(tmp_path / "ck" / "*.pt"), "--probe", "lyapunov", "--out", str(out), "--quiet",
+            *[f"--param=lyapunov.{k}={v}" for k, v in params.items()]]
+    first = _dynprobe(*args, "--workers", "2")
+    try:
+        _wait_for(lambda: len(BatchStore(out).records()) >= 3 or first.poll() is not None, "three results")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and its worker processes, as a killed job
+        first.wait(60)
+    done = BatchStore(out).records()
+    assert 3 <= len(done) < 10, "the kill came too late to test anything"
+    (a, _), (b, _) = sorted(done)[:2]
+    by_key = {result_folder(out, p, "lyapunov").parent.name: p for p in paths}
+    flip_bytes(chunk_files(result_folder(out, by_key[a], "lyapunov"), "exponents")[0])
+    shutil.rmtree(result_folder(out, by_key[b], "lyapunov") / "exponent_mean")
+
+    winner = _dynprobe(*args, "--workers", "0")
+    try:
+        _wait_for(lambda: os.path.exists(f"{out}.lock") and f'"pid": {winner.pid}' in open(f"{out}.lock").read()
+                  or winner.poll() is not None, "the rerun to hold the store")
+        loser = subprocess.run([sys.executable, "-m", "dynprobe.cli", *args, "--workers", "0"], capture_output=True,
+                               text=True, timeout=300)
+        text, _ = winner.communicate(timeout=600)
+    finally:
+        winner.kill()
+    if "being written by another run" not in loser.stderr:  # only if the winner was already done
+        assert winner.returncode == 0 and loser.returncode == 0 and "0 ok" in loser.stdout, loser.stderr
+    else:
+        assert loser.returncode == 1 and f"pid {winner.pid} " in loser.stderr
+    assert winner.returncode == 0, text
+    assert "2 damaged result(s) recomputed" in text, text
+    tree = dynprobe.open_batch(out)
+    assert sorted(tree["index"].ds.status.values[:, 0].tolist()) == ["ok"] * 10
+    ds = tree["lyapunov"].ds
+    for path in paths:  # the same numbers as in this process (one thread: the autouse fixture)
+        system = dynprobe.wrap(load_checkpoint(str(path)), dtype=torch.float64)
+        ref = dynprobe.run("lyapunov", system, **params)
+        np.testing.assert_array_equal(ds.exponents.sel(checkpoint=str(path)).values, ref.exponents.values)
+        np.testing.assert_array_equal(ds.exponent_mean.sel(checkpoint=str(path)).values, ref.exponent_mean.values)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.metadata as md
 import subprocess
 import sys
+import tomllib
 import types
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 import xarray as xr
 
 import dynprobe

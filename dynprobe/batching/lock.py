@@ -48,7 +48,7 @@ class StoreBusyError(DynprobeError):
 
 def _owner() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)[:200],
-            "since_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "since_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 class StoreLock:
