@@ -121,6 +121,7 @@ class _Run:
         spec = registry().probe(name)
         if "seed" in {p.name for p in spec.params}:
             params.setdefault("seed", self.seed)
+        self.diagnosis.params[name] = dict(params)
         self.show.start(name, estimate)
         outcome = call_with_deadline(lambda: run(name, self.system, **params), self.timeout,
                                      name=f"dynprobe probe {name}")

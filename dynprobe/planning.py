@@ -58,6 +58,8 @@ class Plan:
 
     def estimate_line(self) -> str:
         """One honest line: the total of the known estimates, and which probes have none."""
+        if not self.runs:
+            return "no probe to run"
         known = [p.estimate_s for p in self.runs if p.estimate_s is not None]
         unknown = [p.name for p in self.runs if p.estimate_s is None]
         if not known:

@@ -51,10 +51,12 @@ def test_a_second_writer_refuses_in_one_line_naming_the_first(tmp_path, probes):
 
 def test_the_lock_of_a_run_killed_with_sigkill_is_taken_over(tmp_path, probes):
     out = tmp_path / "runs.zarr"
+    # the holder does what StoreLock.acquire does (flock + owner JSON), without importing torch
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        from dynprobe.batching.lock import StoreLock
-        StoreLock({str(out)!r}).acquire()
+        import fcntl, json, os, time
+        fd = os.open({str(lock_path(out))!r}, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, json.dumps({{"pid": os.getpid(), "host": "here", "command": "holder"}}).encode())
         print("locked", flush=True)
         time.sleep(600)
     """)], stdout=subprocess.PIPE, text=True)
@@ -71,6 +73,7 @@ def test_the_lock_of_a_run_killed_with_sigkill_is_taken_over(tmp_path, probes):
     assert dynprobe.batch([str(p) for p in paths], ["norms"], out, workers=0).ok == 1  # ... and not in the way
 
 
+@pytest.mark.slow
 def test_two_concurrent_runs_never_mix_results(tmp_path, probes):
     """One run holds the store while another starts: the second refuses; every result read
     afterwards is complete and exact."""
@@ -153,14 +156,14 @@ def test_a_new_dynprobe_version_recomputes(tmp_path, probes, monkeypatch):
     assert dynprobe.batch(paths, ["norms"], out, workers=0).ok == 1
 
 
-def test_the_command_accepts_workers_0_timeout_and_recompute(tmp_path):
+def test_the_command_accepts_workers_0_timeout_and_recompute(tmp_path, probes):
     from click.testing import CliRunner
 
     from dynprobe.cli import cli
 
     paths = write_lstms(tmp_path / "ck", 1)
-    args = ["batch", str(paths[0]), "--probe", "lyapunov", "-p", "lyapunov.steps=20", "-p", "lyapunov.burn_in=5",
-            "--out", str(tmp_path / "r.zarr"), "--workers", "0", "--timeout", "600"]
+    args = ["batch", str(paths[0]), "--probe", "norms", "-p", "norms.scale=2", "--out", str(tmp_path / "r.zarr"),
+            "--workers", "0", "--timeout", "600"]
     first = CliRunner().invoke(cli, args)
     assert first.exit_code == 0 and "1 ok, 0 failed, 0 skipped" in first.output, first.output
     again = CliRunner().invoke(cli, [*args, "--recompute"])
@@ -260,3 +263,18 @@ def test_a_fault_injection_run_of_batch(tmp_path):
         ref = dynprobe.run("lyapunov", system, **params)
         np.testing.assert_array_equal(ds.exponents.sel(checkpoint=str(path)).values, ref.exponents.values)
         np.testing.assert_array_equal(ds.exponent_mean.sel(checkpoint=str(path)).values, ref.exponent_mean.values)
+
+
+def test_a_failure_never_replaces_an_intact_result_of_the_same_file(tmp_path, probes, monkeypatch):
+    paths = [str(p) for p in write_lstms(tmp_path / "ck", 1)]
+    out = tmp_path / "runs.zarr"
+    dynprobe.batch(paths, ["norms"], out, workers=0)
+
+    def broken(system, *, scale: float = 1.0):
+        raise RuntimeError("flaky this time")
+
+    monkeypatch.setitem(registry().probes(), "norms", replace(registry().probe("norms"), run=broken))
+    again = dynprobe.batch(paths, ["norms"], out, workers=0, recompute=True)
+    assert again.failures == [f"{paths[0]}: probe 'norms' failed: RuntimeError: flaky this time"]
+    ds = dynprobe.open_batch(out)["norms"].ds  # the earlier result is still there, intact
+    np.testing.assert_array_equal(ds.norm.sel(checkpoint=paths[0]).values, expected_norms(Path(paths[0])))

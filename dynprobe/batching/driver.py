@@ -281,6 +281,8 @@ class _Job:
         self.statuses: dict[tuple[str, str], str] = {}
         self.todo: dict[str, dict[str, dict[str, Any]]] = {}
         self.damaged: dict[tuple[str, str], str] = {}
+        self.shas: dict[str, str] = {}
+        self.errors: dict[tuple[str, str], str] = {}
         self.counts = [0, 0]
         self.last_index = time.perf_counter()
 
@@ -296,6 +298,7 @@ class _Job:
                 sha = file_sha256(path)
             except OSError:
                 sha = ""  # the worker records why it cannot read the file
+            self.shas[path] = sha
             for name in self.resolved:
                 made_by = (self.versions["dynprobe"], self.versions["versions"][name])
                 if reusable(found.records.get((self.keys[path], name)), sha, self.identity[name], made_by, recompute):
@@ -306,14 +309,13 @@ class _Job:
     def collect(self, path: str, outcome: CheckpointOutcome, bar: Any, task: Any) -> None:
         """Record one checkpoint's outcome (writing the records a worker could not)."""
         key = self.keys[path]
+        outcome.sha256 = outcome.sha256 or self.shas.get(path, "")
         for name, o in outcome.probes.items():
-            if not o.written:
-                kept = self.store.scan_one(key, name)  # a result the worker wrote before it died stays
-                if kept is not None and kept.status == "ok" and kept.params == self.identity[name]:
-                    o.status = "ok"
-                else:
-                    self.store.write(key, name, outcome.record(name, self.identity[name]), None)
+            if not o.written and not self.store.write(key, name, outcome.record(name, self.identity[name]), None):
+                o.status = "ok"  # a worker that died after writing this result: it stays, intact
             self.statuses[(key, name)] = o.status
+            if o.status != "ok":
+                self.errors[(key, name)] = o.error
         bad = any(o.status != "ok" for o in outcome.probes.values())
         self.counts[bad] += 1
         if bar is not None:
@@ -367,6 +369,6 @@ class _Job:
             else:
                 ok += 1
         index = index_dataset(scan.records, self.statuses, paths={k: p for p, k in self.keys.items()},
-                              probes=self.resolved)
+                              probes=self.resolved, errors=self.errors)
         return BatchSummary(ok=ok, failed=failed, skipped=skipped, wall_s=wall_s, store=self.store.path, index=index,
                             damaged=dict(self.damaged))

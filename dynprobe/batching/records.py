@@ -128,14 +128,15 @@ def _labelled(values: Any, long_name: str, units: str = "1") -> tuple[Any, dict[
 
 def index_dataset(records: Mapping[tuple[str, str], Record], statuses: Mapping[tuple[str, str], str] | None = None,
                   paths: Mapping[str, str] | None = None, probes: Iterable[str] | None = None,
-                  damaged: Mapping[tuple[str, str], str] | None = None) -> xr.Dataset:
+                  damaged: Mapping[tuple[str, str], str] | None = None,
+                  errors: Mapping[tuple[str, str], str] | None = None) -> xr.Dataset:
     """The index as a Dataset over ``checkpoint`` (the path) and ``probe``: file size, sha256,
     epoch, step per checkpoint; status, error, elapsed time per (checkpoint, probe).
 
     ``paths`` (group key → path) restricts the index to those checkpoints (all recorded ones
     by default); ``statuses`` overrides the status of some entries (``skipped`` in a run's
-    summary); ``damaged`` ((key, probe) → reason) marks results that failed verification;
-    entries without a record are ``missing``.
+    summary) and ``errors`` their error text; ``damaged`` ((key, probe) → reason) marks
+    results that failed verification; entries without a record are ``missing``.
     """
     damaged = dict(damaged or {})
     if paths is None:
@@ -161,6 +162,9 @@ def index_dataset(records: Mapping[tuple[str, str], Record], statuses: Mapping[t
     for (k, p), value in statuses.items():
         if k in keys and p in probes:
             status[keys.index(k), probes.index(p)] = value
+    for (k, p), text in (errors or {}).items():
+        if k in keys and p in probes:
+            error[keys.index(k), probes.index(p)] = text
     elapsed = grid("elapsed_s", np.nan, np.float64)
     elapsed[elapsed < 0] = np.nan
     dims = ("checkpoint", "probe")

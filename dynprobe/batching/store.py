@@ -212,11 +212,19 @@ class BatchStore:
         """Every complete, verified record, by (checkpoint key, probe)."""
         return self.scan().records
 
-    def write(self, key: str, probe: str, record: Record, ds: xr.Dataset | None) -> None:
+    def write(self, key: str, probe: str, record: Record, ds: xr.Dataset | None) -> bool:
         """Write one (checkpoint, probe) result — the Dataset first, then its checksum and the
-        record that marks it complete — or only the record for a failure."""
+        record that marks it complete — or only the record for a failure.
+
+        A failure never replaces an intact result of the same file and parameters (a probe
+        that timed out this time, a worker that died after writing): that result is kept and
+        ``False`` returned."""
         group = f"checkpoints/{key}/{probe}"
         folder = self.path / group
+        if ds is None:
+            kept = self.scan_one(key, probe)
+            if kept is not None and kept.status == "ok" and kept.sha256 == record.sha256 and kept.params == record.params:
+                return False
         self._ensure_group(self.path / "checkpoints" / key, {"path": record.path})
         if ds is not None:
             clean = ds.copy()
@@ -225,6 +233,7 @@ class BatchStore:
             self._zarr("r+", group).attrs.update(replace(record, digest=result_digest(folder)).attrs())
         else:
             self._zarr("w", group).attrs.update(record.attrs())
+        return True
 
     def write_index(self, scan: Scan | None = None) -> xr.Dataset:
         """Rebuild ``index/`` from the records; return it."""
