@@ -231,7 +231,7 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
     recorded in the store's index), 130 when interrupted.
     """
     from .batching import run_command
-    from .diagnose import DEFAULT_TIMEOUT_S
+    from .deadline import DEFAULT_TIMEOUT_S
 
     limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
     try:
@@ -277,7 +277,8 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
     interrupted.
     """
     from .api import set_threads
-    from .diagnose import DEFAULT_TIMEOUT_S, DiagnosisInterrupted, diagnose
+    from .deadline import DEFAULT_TIMEOUT_S
+    from .diagnose import DiagnosisInterrupted, diagnose
     from .registry import registry
     from .report import write_report
     from .results import check_output_path

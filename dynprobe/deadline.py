@@ -27,10 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cancelled", "Outcome", "call_with_deadline", "GRACE_S"]
+__all__ = ["Cancelled", "Outcome", "call_with_deadline", "GRACE_S", "DEFAULT_TIMEOUT_S"]
 
 GRACE_S = 2.0
 """How long a cancelled call is given to stop before it is abandoned."""
+
+DEFAULT_TIMEOUT_S = 1800.0
+"""Time limit of one probe in ``diagnose`` and ``batch`` unless told otherwise (30 min: several
+times what a default probe takes on a 512-unit LSTM on 2 cores, so only a hang reaches it)."""
 
 
 class Cancelled(BaseException):  # noqa: N818 - not an error of the call: the caller stopped it

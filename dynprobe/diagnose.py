@@ -29,7 +29,7 @@ import xarray as xr
 from torch import nn
 
 from .api import error_line, results_tree, run, wrap
-from .deadline import call_with_deadline
+from .deadline import DEFAULT_TIMEOUT_S, call_with_deadline
 from .planning import Plan, plan
 from .progress import ProbeProgress
 from .registry import registry
@@ -42,11 +42,6 @@ __all__ = ["Diagnosis", "DiagnosisInterrupted", "diagnose", "TOPICS", "DEFAULT_T
 
 TOPICS = ("regime", "memory", "gradients", "attractors", "entropy")
 """Order of verdict topics in tables; other topics follow alphabetically."""
-
-DEFAULT_TIMEOUT_S = 1800.0
-"""Time limit of one probe in ``diagnose`` and ``batch`` unless told otherwise (30 min: several
-times what a default probe takes on a 512-unit LSTM on 2 cores, so only a hang reaches it)."""
-
 
 @dataclass
 class Diagnosis:

@@ -29,6 +29,7 @@ from typing import Any
 import xarray as xr
 from torch import nn
 
+from ..deadline import DEFAULT_TIMEOUT_S
 from ..drives import parse_drive
 from ..errors import DynprobeError, ProbeParameterError
 from ..results import to_json
@@ -166,7 +167,7 @@ def batch(
     dtype: str = "float64",
     drive: str | None = None,
     progress: bool | None = None,
-    timeout: float | None = 1800.0,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
     recompute: bool | None = None,
 ) -> BatchSummary:
     """Run probes over many checkpoints, writing a resumable, verified Zarr store.
