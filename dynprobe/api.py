@@ -196,10 +196,13 @@ def analyze(
 def probe_applies(spec: Probe, system: System) -> str | None:
     """The probe's reason for not applying to ``system`` (``None``: it applies); a crashing
     ``applies()`` is the plugin's bug, raised as :class:`PluginError` naming it."""
-    if spec.applies is None:
+    # Probe.refusal (ensembles a probe refuses, then its applies) is arriving on main from
+    # issue 14; call it when the Probe has it, so that guarding applies() keeps that refusal.
+    check = getattr(spec, "refusal", None) or spec.applies
+    if check is None:
         return None
     try:
-        reason = spec.applies(system)
+        reason = check(system)
     except (KeyboardInterrupt, DynprobeError):
         raise
     except BaseException as err:  # noqa: BLE001 - SystemExit included: a plugin bug, not the user's

@@ -222,3 +222,16 @@ def test_the_report_shows_each_probes_share_of_the_time(faulty, tmp_path):
     html = render_report(result)
     assert 'id="time"' in html and "Time per probe" in html
     assert f"{100 * shares[1][2]:.0f} %" in html
+
+
+def test_a_probes_own_estimate_is_shown_before_the_run(inline_registry, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("DYNPROBE_CACHE_DIR", "")  # no history: only the probe's own estimate
+
+    def estimate(system, params):
+        return 42.0 * params["scale"]
+
+    inline_registry(plugin("e", dynprobe.Probe("norms", norms, estimate=estimate), dynprobe.Probe("norms_b", _norms_b)))
+    dynprobe.diagnose(_system(), params={"norms": {"scale": 2.0}}, progress=True, timeout=None)
+    err = capsys.readouterr().err
+    assert "2 probe(s) to run, estimated 1 min 24 s plus norms_b (no estimate yet)" in err
+    assert "estimated 1 min 24 s" in err.split("norms_b")[0]
