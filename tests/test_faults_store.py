@@ -195,3 +195,21 @@ def test_a_record_of_the_wrong_shape_reads_as_damaged_not_as_a_crash(store):
         summary = run(paths, out)
     assert (summary.ok, summary.skipped) == (1, 2)
     assert_results_exact(out, paths)
+
+
+def test_a_result_changed_between_verifying_and_reading_is_not_handed_over(store, monkeypatch):
+    """A reader verifies, then reads; a writer that changes the files in between (a rerun
+    recomputing that result) must not hand over what it half wrote."""
+    out, paths = store
+    victim = result_folder(out, paths[0], "norms")
+    original = BatchStore.open_result
+
+    def rewritten_meanwhile(self, key, probe):
+        if key == victim.parent.name:
+            flip_bytes(chunk_files(victim, "norm")[0])
+        return original(self, key, probe)
+
+    monkeypatch.setattr(BatchStore, "open_result", rewritten_meanwhile)
+    with pytest.warns(RuntimeWarning, match=r"checksum mismatch.*\(while it was read\)"):
+        ds = dynprobe.open_batch(out)["norms"].ds
+    assert str(paths[0]) not in ds.checkpoint.values.tolist() and ds.sizes["checkpoint"] == 2

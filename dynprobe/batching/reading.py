@@ -114,7 +114,7 @@ def open_batch(store: str | Path) -> xr.DataTree:
         done = [(k, r) for (k, p), r in scan.records.items() if p == probe and r.status == "ok"]
         done = [done[i] for i in _order([r for _, r in done])]
         with ThreadPoolExecutor(max_workers=8) as pool:  # reads wait on Zarr's I/O loop, not the CPU
-            loaded = list(pool.map(lambda item, probe=probe: _read(bs, item[0], probe), done))
+            loaded = list(pool.map(lambda item, probe=probe: _read(bs, item[0], probe, item[1]), done))
         for (key, record), (ds, reason) in zip(done, loaded):
             if ds is None:
                 scan.records.pop((key, probe))
@@ -129,10 +129,13 @@ def open_batch(store: str | Path) -> xr.DataTree:
     return tree
 
 
-def _read(bs: BatchStore, key: str, probe: str) -> tuple[xr.Dataset | None, str]:
-    """One verified result, or why it cannot be read."""
+def _read(bs: BatchStore, key: str, probe: str, record: Record) -> tuple[xr.Dataset | None, str]:
+    """One result, verified again after it was read (a run rewriting it meanwhile would
+    otherwise hand over half of the new one), or why it cannot be read."""
     try:
-        return bs.open_result(key, probe), ""
+        ds = bs.open_result(key, probe)
     except Exception as err:  # noqa: BLE001 - damage found while reading: this result only
         return None, f"unreadable ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    reason = bs.verify(key, probe, record)
+    return (ds, "") if not reason else (None, f"{reason} (while it was read)")
 

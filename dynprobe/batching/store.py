@@ -199,6 +199,10 @@ class BatchStore:
         except (OSError, ValueError):
             return key
 
+    def verify(self, key: str, probe: str, record: Record) -> str:
+        """``""`` when the stored result still matches ``record``'s checksum, else why not."""
+        return self._verify(self.path / "checkpoints" / key / probe, record)
+
     def _verify(self, folder: Path, record: Record) -> str:
         if not record.digest:
             return "no checksum (written by an older dynprobe)"
