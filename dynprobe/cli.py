@@ -215,7 +215,7 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
 @click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
 @click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
-@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="seconds one probe may run on one checkpoint before it is recorded as timed out; 0: no limit "
                    "[default: 1800]")
 @click.option("--recompute/--no-recompute", default=None,
@@ -260,7 +260,7 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
 @click.option("--factory", default=None, help="package.module:function building the module of a checkpoint")
 @click.option("--trust-pickle", is_flag=True, default=False, help="allow checkpoints holding pickled modules")
 @click.option("--threads", type=int, default=None, help="torch threads")
-@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="seconds one probe may run before it is stopped and reported as timed out; 0: no limit "
                    "[default: 1800]")
 @click.option("--quick", is_flag=True, help="smaller steps and samples everywhere (a first look in a fraction of the time)")
