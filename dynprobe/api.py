@@ -139,9 +139,10 @@ def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Data
     if system is not None and not isinstance(system, System):
         system = wrap(system)
     resolved = _check_params(spec, params)
-    reason = spec.refusal(system)
-    if reason:
-        raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
+    if system is not None:
+        reason = probe_applies(spec, system)
+        if reason:
+            raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
     start = time.perf_counter()
     ds = spec.run(system, **params)
     elapsed = time.perf_counter() - start
@@ -176,8 +177,13 @@ def analyze(
         raise ProbeParameterError(f"analyze: parameters given for probes not run: {unknown}; probes: {names}")
     children: dict[str, xr.Dataset] = {}
     for name in names:
-        spec = reg.probe(name)
-        if probes is None and spec.refusal(system):
+        try:
+            spec = reg.probe(name)
+            if probes is None and probe_applies(spec, system):
+                continue
+        except PluginError as err:  # a broken registration or applies(): this probe only
+            warnings.warn(f"dynprobe.analyze: probe {name!r} failed: {err}", RuntimeWarning, stacklevel=2)
+            children[name] = xr.Dataset(attrs={"probe": name, "status": "error", "error": f"PluginError: {err}"})
             continue
         accepted = {p.name for p in spec.params}
         kwargs = {k: v for k, v in common.items() if k in accepted}
@@ -187,15 +193,37 @@ def analyze(
     return results_tree(system, children)
 
 
+def probe_applies(spec: Probe, system: System) -> str | None:
+    """The probe's reason for not applying to ``system`` (``None``: it applies); a crashing
+    ``applies()`` is the plugin's bug, raised as :class:`PluginError` naming it."""
+    try:
+        reason = spec.refusal(system)  # ensembles the probe refuses, then its own applies()
+    except (KeyboardInterrupt, DynprobeError):
+        raise
+    except BaseException as err:  # noqa: BLE001 - SystemExit included: a plugin bug, not the user's
+        raise PluginError(f"probe {spec.name!r} (plugin {spec.plugin}): applies() raised "
+                          f"{type(err).__name__}: {err}") from err
+    return str(reason) if reason else None
+
+
+def error_line(err: BaseException) -> str:
+    """``"Type: first line of the message"`` — how a failure is recorded."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def run_guarded(caller: str, probe: str, system: System, params: Mapping[str, Any]) -> tuple[xr.Dataset | None, str]:
     """:func:`run` that never raises: ``(dataset, "")``, or ``(None, "Type: message")`` with a
-    warning naming ``caller`` — one probe's failure must never lose the others' results."""
+    warning naming ``caller`` — one probe's failure must never lose the others' results.
+    ``SystemExit`` from a probe is a failure too; only ``KeyboardInterrupt`` propagates."""
     try:
         return run(probe, system, **params), ""
-    except Exception as err:  # noqa: BLE001 - recorded and warned about, never lost
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 - recorded and warned about, never lost
         kind = "failed" if isinstance(err, DynprobeError) else "crashed"
-        warnings.warn(f"dynprobe.{caller}: probe {probe!r} {kind}: {err}", RuntimeWarning, stacklevel=3)
-        return None, f"{type(err).__name__}: {err}"
+        warnings.warn(f"dynprobe.{caller}: probe {probe!r} {kind}: {error_line(err)}", RuntimeWarning, stacklevel=3)
+        return None, error_line(err)
 
 
 def results_tree(system: System, children: Mapping[str, xr.Dataset]) -> xr.DataTree:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import typing
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,19 @@ def list_cmd(what: str) -> None:
     from .api import list_datasets, list_models, list_probes
 
     if what == "probes":
-        rows = [(p.name, p.doc, ", ".join(f"{q.name}={_fmt_default(q.default)}" for q in p.params), p.plugin)
-                for p in list_probes()]
+        from .registry import registry
+
+        reg = registry()
+        rows = []
+        for p in list_probes():
+            mark = "REFUSED (name registered twice): " if reg.refused("probe", p.name) else ""
+            rows.append((p.name, mark + p.doc, ", ".join(f"{q.name}={_fmt_default(q.default)}" for q in p.params),
+                         p.plugin))
+        for s in reg.shadowed:
+            if s.kind == "probe" and s.kept:
+                rows.append((s.name, f"IGNORED: duplicate of the bundled probe of plugin {s.kept!r}", "", s.plugin))
+            elif s.kind == "probe" and s.plugin != reg.probes()[s.name].plugin:
+                rows.append((s.name, "REFUSED (name registered twice)", "", s.plugin))
         _table("probes", ["name", "what", "parameters", "plugin"], rows)
     elif what == "models":
         _table("models", ["name", "what", "reference", "plugin"],
@@ -165,7 +177,8 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--probe", "-P", "probes", multiple=True, required=True, help="probe to run (repeatable)")
 @click.option("--out", "-o", required=True, help="the Zarr store to write or resume (e.g. runs.zarr)")
 @click.option("--param", "-p", "params", multiple=True, help="probe parameter PROBE.KEY=VALUE (repeatable)")
-@click.option("--workers", type=int, default=None, help="local worker processes [default: one per core]")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="local worker processes [default: one per core]; 0: run in this process, without Dask")
 @click.option("--scheduler", default=None, help="address of a running Dask scheduler, tcp://host:port")
 @click.option("--factory", default=None, help="package.module:function building the module of the checkpoints")
 @click.option("--trust-pickle", is_flag=True, help="allow checkpoints holding pickled modules (runs their code)")
@@ -173,17 +186,30 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
 @click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
 @click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="seconds one probe may run on one checkpoint before it is recorded as timed out; 0: no limit "
+                   "[default: 1800]")
+@click.option("--recompute/--no-recompute", default=None,
+              help="recompute every result, even complete ones / keep complete results made by other dynprobe or "
+                   "plugin versions [default: recompute what changed or is damaged]")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params: tuple[str, ...],
-              **options: Any) -> None:
+              timeout: float | None, quiet: bool, **options: Any) -> None:
     """Run probes over many checkpoints on Dask into a resumable Zarr store.
 
-    Re-running the same command skips results already complete for unchanged files. Exit
-    status 1 when a checkpoint failed (its error is recorded in the store's index).
+    Re-running the same command skips results already complete, intact and made the same way
+    (same file, parameters and versions). Exit status 1 when a checkpoint failed (its error is
+    recorded in the store's index), 130 when interrupted.
     """
     from .batching import run_command
+    from .deadline import DEFAULT_TIMEOUT_S
 
+    limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
     try:
-        code = run_command(paths, probes, out, params, **options)
+        code = run_command(paths, probes, out, params, timeout=limit, progress=False if quiet else None, **options)
+    except KeyboardInterrupt:
+        click.echo("dynprobe batch: interrupted; the complete results are in the store, rerun to resume", err=True)
+        sys.exit(130)
     except DynprobeError as err:
         raise click.ClickException(str(err)) from err
     sys.exit(code)
@@ -205,37 +231,69 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
 @click.option("--factory", default=None, help="package.module:function building the module of a checkpoint")
 @click.option("--trust-pickle", is_flag=True, default=False, help="allow checkpoints holding pickled modules")
 @click.option("--threads", type=int, default=None, help="torch threads")
+@click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="seconds one probe may run before it is stopped and reported as timed out; 0: no limit "
+                   "[default: 1800]")
+@click.option("--quick", is_flag=True, help="smaller steps and samples everywhere (a first look in a fraction of the time)")
+@click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
 def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, probes: tuple[str, ...],
                  skip: tuple[str, ...], param: tuple[str, ...], seed: int, dtype: str, model_param: tuple[str, ...],
-                 preset: str | None, factory: str | None, trust_pickle: bool, threads: int | None) -> None:
+                 preset: str | None, factory: str | None, trust_pickle: bool, threads: int | None,
+                 timeout: float | None, quick: bool, quiet: bool) -> None:
     """Run every probe that applies to MODEL; print the verdicts; write the report and results.
 
-    MODEL: a bundled model name, a checkpoint path, or package.module:factory.
+    MODEL: a bundled model name, a checkpoint path, or package.module:factory. The results
+    file is rewritten after every probe, so an interrupted run (Ctrl-C) keeps what finished,
+    and its report is written too. Exit status 1 when no probe produced a result, 130 when
+    interrupted.
     """
     from .api import set_threads
-    from .diagnose import diagnose
+    from .deadline import DEFAULT_TIMEOUT_S
+    from .diagnose import DiagnosisInterrupted, diagnose
     from .registry import registry
     from .report import write_report
-    from .results import save
+    from .results import check_output_path
     from .targets import load_system
 
-    try:
-        set_threads(threads)
-        model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in parse_assignments(model_param, what="--model-param").items()}
-        drive = None if input_ in ("zero", "autonomous") else input_
-        system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
-                             factory=factory, trust_pickle=trust_pickle)
-        names = list(probes) or [n for n in registry().probes() if n not in skip]
-        result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed)
-    except DynprobeError as err:
-        raise click.ClickException(str(err)) from err
-    _table(f"diagnosis — {system.describe()}", ["topic", "verdict", "evidence", "probe · reference"], result.rows())
-    if result.skipped or result.failed:
-        _table("not run", ["probe", "why"], [(n, r) for n, r in {**result.skipped, **result.failed}.items()])
     stem = Path(model).stem.replace(":", "_")
-    out_path = save(result.tree, out or f"diagnosis-{stem}.nc")
-    report_path = write_report(result, report or f"report-{stem}.html")
-    _console().print(f"wrote {report_path} and {out_path} ({result.elapsed_s:.1f} s)")
+    limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
+    with warnings.catch_warnings(record=True) as caught:  # printed as plain lines below, not Python warnings
+        try:
+            out_path = check_output_path(out or f"diagnosis-{stem}.nc", what="--out")
+            report_path = check_output_path(report or f"report-{stem}.html", what="--report", formats=False)
+            set_threads(threads)
+            assigned = parse_assignments(model_param, what="--model-param")
+            model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in assigned.items()}
+            drive = None if input_ in ("zero", "autonomous") else input_
+            system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
+                                 factory=factory, trust_pickle=trust_pickle)
+            names = list(probes) or [n for n in registry().probes() if n not in skip]
+            result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed, timeout=limit,
+                              quick=quick, out=out_path, progress=False if quiet else None)
+            code = 0 if result.ran else 1
+        except DiagnosisInterrupted as stop:
+            result, code = stop.diagnosis, 130
+        except KeyboardInterrupt:
+            click.echo("dynprobe diagnose: interrupted before any probe ran; nothing written", err=True)
+            sys.exit(130)
+        except DynprobeError as err:
+            raise click.ClickException(str(err)) from err
+    for w in caught:
+        text = str(w.message).splitlines()[0]
+        if issubclass(w.category, (RuntimeWarning, UserWarning)) and not text.startswith("dynprobe.diagnose: probe "):
+            click.echo(f"warning: {text}", err=True)  # a probe's own failure is in the 'not run' table
+    _table(f"diagnosis — {result.system.describe()}", ["topic", "verdict", "evidence", "probe · reference"],
+           result.rows())
+    not_run = {**result.skipped, **result.failed, **{n: f"not saved: {e}" for n, e in result.unsaved.items()},
+               **{n: "not run: interrupted" for n in result.pending}}
+    if not_run:
+        _table("not run", ["probe", "why"], list(not_run.items()))
+    write_report(result, report_path)
+    what = "interrupted; wrote what finished:" if result.interrupted else "wrote"
+    _console().print(f"{what} {report_path} and {out_path} ({len(result.ran)} probe(s) ran, {result.elapsed_s:.1f} s)")
+    if code == 1:
+        click.echo("dynprobe diagnose: no probe produced a result (see 'not run' above)", err=True)
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,34 +2,56 @@
 
 The core knows no probe's math: each probe says whether it applies (``Probe.applies``), what
 defaults suit a system of this size (``Probe.suggest``), and what its result means
-(``Probe.verdicts``). This module only runs them, keeps going when one fails, and collects.
+(``Probe.verdicts``). This module only runs them (:mod:`dynprobe.planning` decides what), and
+makes a run one can watch and interrupt without losing anything:
+
+* each probe runs under a time limit (:mod:`dynprobe.deadline`; ``timeout``, default
+  :data:`DEFAULT_TIMEOUT_S`); a probe that runs past it is reported as timed out;
+* anything a probe raises, ``SystemExit`` included, is that probe's recorded failure;
+* with ``out``, the results file is rewritten (atomically) after every probe, so what
+  finished is on disk even if the process is killed; a result the format cannot hold is left
+  out of the file and named;
+* Ctrl-C stops the running probe and raises :class:`DiagnosisInterrupted`, which carries the
+  diagnosis of what finished (the command line writes its report);
+* a progress line per probe on stderr (:mod:`dynprobe.progress`), and the time each took.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import xarray as xr
 from torch import nn
 
-from .api import results_tree, run_guarded, wrap
-from .errors import NotApplicable
+from .api import error_line, results_tree, run, wrap
+from .deadline import DEFAULT_TIMEOUT_S, call_with_deadline
+from .planning import Plan, plan
+from .progress import ProbeProgress
 from .registry import registry
+from .results import check_output_path, to_json, write_tree
 from .specs import Verdict
 from .system import System
+from .timings import format_duration, remember, timing_key
 
-__all__ = ["Diagnosis", "diagnose", "TOPICS"]
+__all__ = ["Diagnosis", "DiagnosisInterrupted", "diagnose", "TOPICS", "DEFAULT_TIMEOUT_S"]
 
 TOPICS = ("regime", "memory", "gradients", "attractors", "entropy")
 """Order of verdict topics in tables; other topics follow alphabetically."""
 
-
 @dataclass
 class Diagnosis:
-    """What ``diagnose`` found: the results tree, the verdicts, and what was skipped or failed."""
+    """What ``diagnose`` found: the results tree, the verdicts, and what was skipped or failed.
+
+    ``elapsed`` holds each probe's wall time (ran, failed or timed out); ``unsaved`` the
+    probes whose result the output file could not hold (they are in ``tree``, not in the
+    file); ``interrupted`` is set when Ctrl-C ended the run, and ``pending`` lists the probes
+    it did not reach.
+    """
 
     system: System
     tree: xr.DataTree
@@ -38,6 +60,13 @@ class Diagnosis:
     failed: dict[str, str] = field(default_factory=dict)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    elapsed: dict[str, float] = field(default_factory=dict)
+    unsaved: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    pending: list[str] = field(default_factory=list)
+    quick: bool = False
+    timeout_s: float | None = None
+    out: Path | None = None
 
     def _ordered(self) -> list[Verdict]:
         rank = {t: i for i, t in enumerate(TOPICS)}
@@ -79,32 +108,90 @@ class Diagnosis:
             out.append(_table(["probe", "status", "reason"], not_run))
         return "\n".join(out)
 
+    @property
+    def ran(self) -> list[str]:
+        """Probes with a result, in the order they ran."""
+        return list(self.tree.children)
 
-def _plan(system: System, probes: Iterable[str] | None, params: Mapping[str, Mapping[str, Any]]) -> tuple[dict, dict]:
-    reg = registry()
-    names = list(probes) if probes is not None else list(reg.probes())
-    plan: dict[str, dict[str, Any]] = {}
-    skipped: dict[str, str] = {}
-    for name in names:
-        spec = reg.probe(name)
-        reason = spec.refusal(system)
-        if reason:
-            skipped[name] = reason
-            continue
-        try:
-            chosen = dict(spec.suggest(system)) if spec.suggest is not None else {}
-        except NotApplicable as reason_err:
-            if name not in params:  # the user's own parameters may make it apply: run it then
-                skipped[name] = str(reason_err)
-                continue
-            chosen = {}
-        chosen.update(params.get(name, {}))
-        missing = [p.name for p in spec.params if p.required and p.name not in chosen]
-        if missing:
-            skipped[name] = f"needs parameters {', '.join(missing)} (pass them with --param {name}.{missing[0]}=...)"
-            continue
-        plan[name] = chosen
-    return plan, skipped
+    def time_shares(self) -> list[tuple[str, float, float]]:
+        """(probe, seconds, share of the probes' total time) in the order they ran."""
+        total = sum(self.elapsed.values()) or 1.0
+        return [(name, t, t / total) for name, t in self.elapsed.items()]
+
+    def status_attrs(self) -> dict[str, Any]:
+        """What the saved tree's root records about the run (netCDF-safe)."""
+        return {"skipped": to_json(self.skipped), "failed": to_json(self.failed), "unsaved": to_json(self.unsaved),
+                "interrupted": int(self.interrupted), "pending": to_json(self.pending), "quick": int(self.quick),
+                "timeout_s": float(self.timeout_s) if self.timeout_s is not None else -1.0,
+                "elapsed_s": float(self.elapsed_s), "probe_elapsed_s": to_json(self.elapsed)}
+
+
+class DiagnosisInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`diagnose`; ``.diagnosis`` holds what finished (already in ``out``)."""
+
+    def __init__(self, diagnosis: Diagnosis) -> None:
+        super().__init__(f"diagnosis interrupted after {len(diagnosis.ran)} probe(s)")
+        self.diagnosis = diagnosis
+
+
+class _Run:
+    """The state of one diagnosis while it runs."""
+
+    def __init__(self, system: System, planned: Plan, *, seed: int, timeout: float | None, out: Path | None,
+                 quick: bool, show: ProbeProgress) -> None:
+        self.system, self.plan, self.seed, self.timeout, self.show = system, planned, seed, timeout, show
+        self.children: dict[str, xr.Dataset] = {}
+        self.diagnosis = Diagnosis(system, results_tree(system, {}), [], dict(planned.skipped), dict(planned.failed),
+                                   {p.name: dict(p.params) for p in planned.runs}, quick=quick, timeout_s=timeout,
+                                   out=out)
+        self.start = time.perf_counter()
+
+    def one(self, name: str, params: dict[str, Any], estimate: float | None) -> None:
+        spec = registry().probe(name)
+        if "seed" in {p.name for p in spec.params}:
+            params.setdefault("seed", self.seed)
+        self.diagnosis.params[name] = dict(params)
+        self.show.start(name, estimate)
+        outcome = call_with_deadline(lambda: run(name, self.system, **params), self.timeout,
+                                     name=f"dynprobe probe {name}")
+        d = self.diagnosis
+        d.elapsed[name] = outcome.elapsed_s
+        if outcome.timed_out:
+            still = "; it is still running in the background" if outcome.abandoned else ""
+            d.failed[name] = f"timed out after {format_duration(self.timeout or 0)} (--timeout){still}"
+            warnings.warn(f"dynprobe.diagnose: probe {name!r} {d.failed[name]}", RuntimeWarning, stacklevel=4)
+            self.show.finish(name, "timed out")
+            return
+        if outcome.error is not None:
+            d.failed[name] = error_line(outcome.error)
+            warnings.warn(f"dynprobe.diagnose: probe {name!r} failed: {d.failed[name]}", RuntimeWarning, stacklevel=4)
+            self.show.finish(name, "failed", d.failed[name])
+            return
+        ds = outcome.value
+        remember(timing_key(name, self.system, {**spec.defaults(), **params}), outcome.elapsed_s)
+        self.children[name] = ds
+        if spec.verdicts is not None:
+            try:
+                d.verdicts += [Verdict(v.topic, v.verdict, v.evidence, v.reference, probe=name) for v in spec.verdicts(ds)]
+            except Exception as err:  # noqa: BLE001 - a broken verdict must not lose the result
+                d.failed[f"{name} (verdicts)"] = error_line(err)
+        self.save()
+        self.show.finish(name, "not saved" if name in d.unsaved else "ok", format_duration(outcome.elapsed_s))
+
+    def save(self) -> None:
+        """Bring the tree (and the output file, if any) up to date with what finished."""
+        d = self.diagnosis
+        d.tree = results_tree(self.system, self.children)
+        d.elapsed_s = time.perf_counter() - self.start
+        if d.out is None:
+            return
+        tree = d.tree.copy()
+        tree.attrs.update(d.status_attrs())
+        for node, reason in write_tree(tree, d.out).items():
+            if node not in d.unsaved:
+                d.unsaved[node] = reason
+                warnings.warn(f"dynprobe.diagnose: the result of {node!r} cannot be saved in {str(d.out)!r} "
+                              f"({reason}); it is left out of the file", RuntimeWarning, stacklevel=4)
 
 
 def diagnose(
@@ -113,6 +200,10 @@ def diagnose(
     probes: Iterable[str] | None = None,
     params: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
+    quick: bool = False,
+    out: str | Path | None = None,
+    progress: bool | None = None,
 ) -> Diagnosis:
     """Run every installed probe that applies to ``target`` and collect their verdicts.
 
@@ -126,12 +217,29 @@ def diagnose(
         Per-probe overrides of the size-scaled defaults, ``{"lyapunov": {"k": 8}}``.
     seed
         Passed to every probe that has a ``seed`` parameter.
+    timeout
+        Seconds one probe may take before it is stopped and reported as timed out
+        (``None``: no limit, probes run in the calling thread).
+    quick
+        The quick preset: every probe's work budgets (steps, samples, ...) scaled down,
+        see :mod:`dynprobe.planning`; options given in ``params`` are kept as given.
+    out
+        Write the results tree here (``.nc`` / ``.zarr``) after every probe, atomically, with
+        the run's status (skipped, failed, unsaved, interrupted, times) in the root attrs.
+    progress
+        One line per probe on stderr (``None``: only when stderr is a terminal).
 
     Returns
     -------
     Diagnosis
         ``tree`` (one child per probe that ran), ``verdicts``, ``skipped`` (probe → reason),
-        ``failed`` (probe → error). A failing probe never loses the others' results.
+        ``failed`` (probe → error), ``elapsed`` (probe → seconds). A failing, crashing or
+        hanging probe never loses the others' results.
+
+    Raises
+    ------
+    DiagnosisInterrupted
+        On Ctrl-C, with ``.diagnosis`` holding what finished (and written to ``out``).
 
     References
     ----------
@@ -139,25 +247,25 @@ def diagnose(
     """
     system = target if isinstance(target, System) else wrap(target)
     params = {k: dict(v) for k, v in (params or {}).items()}
-    plan, skipped = _plan(system, probes, params)
-    reg = registry()
-    children: dict[str, xr.Dataset] = {}
-    verdicts: list[Verdict] = []
-    failed: dict[str, str] = {}
-    start = time.perf_counter()
-    for name, chosen in plan.items():
-        spec = reg.probe(name)
-        if "seed" in {p.name for p in spec.params}:
-            chosen.setdefault("seed", seed)
-        ds, error = run_guarded("diagnose", name, system, chosen)
-        if ds is None:
-            failed[name] = error
-            continue
-        children[name] = ds
-        if spec.verdicts is not None:
-            try:
-                verdicts += [Verdict(v.topic, v.verdict, v.evidence, v.reference, probe=name) for v in spec.verdicts(ds)]
-            except Exception as err:  # noqa: BLE001 - a broken verdict must not lose the result
-                failed[f"{name} (verdicts)"] = f"{type(err).__name__}: {err}"
-    return Diagnosis(system, results_tree(system, children), verdicts, skipped, failed, plan,
-                     time.perf_counter() - start)
+    out_path = check_output_path(out, what="diagnose: out") if out is not None else None
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"diagnose: timeout={timeout!r}; pass a positive number of seconds or None")
+    planned = plan(system, probes, params, quick=quick)
+    with ProbeProgress(progress) as show:
+        state = _Run(system, planned, seed=seed, timeout=timeout, out=out_path, quick=quick, show=show)
+        show.line(planned.estimate_line())
+        state.save()  # the output exists from the start, with what was skipped or failed already
+        todo = list(planned.runs)
+        try:
+            while todo:
+                state.one(todo[0].name, dict(todo[0].params), todo[0].estimate_s)
+                todo.pop(0)
+        except KeyboardInterrupt as interrupt:
+            d = state.diagnosis
+            d.interrupted, d.pending = True, [p.name for p in todo if p.name not in state.children]
+            if d.pending:
+                show.finish(d.pending[0], "interrupted")
+            state.save()
+            raise DiagnosisInterrupted(d) from interrupt
+        state.save()
+    return state.diagnosis

@@ -6,8 +6,17 @@ shows it) while the others keep working. Bundled plugins are registered through 
 entry-point group as a third party's. Hook implementations are called one at a time so that
 every probe, model and data set knows which plugin and distribution version it came from.
 
+Nothing a plugin does takes the registry down: an import that raises anything, ``SystemExit``
+included (only ``KeyboardInterrupt`` goes through), a hook that raises or never returns (each
+import and collection hook runs under :data:`HOOK_TIMEOUT_S`, see :mod:`dynprobe.deadline`),
+an adapter that crashes (adapters are tried one at a time; a crash is recorded and the next
+one is tried), a probe name taken twice (the bundled probe keeps its name and the impostor is
+listed as ignored; between two third parties the name is refused, naming both). Each becomes
+a :class:`PluginFailure` that ``dynprobe plugins`` shows.
+
 Environment switches: ``DYNPROBE_LOAD_PLUGINS=a,b`` loads only those entry points;
-``DYNPROBE_DISABLE_PLUGINS=c`` blocks those.
+``DYNPROBE_DISABLE_PLUGINS=c`` blocks those; ``DYNPROBE_HOOK_TIMEOUT=S`` changes the time limit
+of plugin imports and collection hooks (``0``: none).
 """
 
 from __future__ import annotations
@@ -23,12 +32,16 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError, UnknownNameError, UnsupportedModuleError
+from .deadline import call_with_deadline
+from .errors import DynprobeError, PluginError, UnknownNameError, UnsupportedModuleError
 from .specs import DatasetSpec, ModelSpec, Probe, probe_params
 
-__all__ = ["Registry", "PluginFailure", "registry", "use_registry", "ENTRY_POINT_GROUP"]
+__all__ = ["Registry", "PluginFailure", "Shadowed", "registry", "use_registry", "ENTRY_POINT_GROUP", "HOOK_TIMEOUT_S"]
 
 ENTRY_POINT_GROUP = "dynprobe"
+HOOK_TIMEOUT_S = 60.0
+"""Default time limit of one plugin import or collection hook call (``DYNPROBE_HOOK_TIMEOUT``)."""
+BUNDLED_DISTRIBUTION = "dynprobe"
 
 
 @dataclass(frozen=True)
@@ -38,6 +51,41 @@ class PluginFailure:
     plugin: str
     error: str
     exception: BaseException
+
+
+@dataclass(frozen=True)
+class Shadowed:
+    """A registration that lost its name to another plugin's (``dynprobe list`` marks it)."""
+
+    kind: str
+    name: str
+    plugin: str
+    kept: str
+    """The plugin whose registration keeps the name; ``""`` when the name is refused."""
+
+
+def _hook_timeout() -> float | None:
+    raw = os.environ.get("DYNPROBE_HOOK_TIMEOUT")
+    if raw is None:
+        return HOOK_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        warnings.warn(f"dynprobe: DYNPROBE_HOOK_TIMEOUT={raw!r} is not a number of seconds; using "
+                      f"{HOOK_TIMEOUT_S:g}", RuntimeWarning, stacklevel=3)
+        return HOOK_TIMEOUT_S
+    return value if value > 0 else None
+
+
+def _guarded(fn: Any, what: str) -> Any:
+    """``fn()`` under the hook time limit; re-raise what it raised, a timeout as PluginError."""
+    timeout = _hook_timeout()
+    outcome = call_with_deadline(fn, timeout, name=f"dynprobe {what}")
+    if outcome.timed_out:
+        raise PluginError(f"{what} did not return within {timeout:g} s (DYNPROBE_HOOK_TIMEOUT)")
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value
 
 
 def _split_env(name: str) -> set[str] | None:
@@ -69,6 +117,7 @@ class Registry:
         self._models: dict[str, ModelSpec] | None = None
         self._datasets: dict[str, DatasetSpec] | None = None
         self._ambiguous: dict[tuple[str, str], PluginError] = {}
+        self.shadowed: list[Shadowed] = []
 
     # ------------------------------------------------------------------ loading
     def _load_entry_points(self) -> None:
@@ -81,16 +130,18 @@ class Registry:
                 continue
             seen.add(ep.name)
             try:
-                obj = ep.load()
+                obj = _guarded(ep.load, f"import of plugin {ep.name!r} ({ep.value})")
                 self.pm.register(obj, name=ep.name)
-            except Exception as err:  # noqa: BLE001 - one broken plugin must not break the rest
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # noqa: BLE001 - SystemExit too: one broken plugin must not break the rest
                 self._fail(ep.name, err, f"plugin {ep.name!r} ({ep.value}) failed to load")
                 continue
             dist = getattr(ep, "dist", None)
             self.versions[ep.name] = f"{dist.name} {dist.version}" if dist is not None else ""
 
     def _fail(self, plugin: str, err: BaseException, what: str) -> None:
-        text = f"{type(err).__name__}: {err}"
+        text = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}".rstrip(": ")
         self.failures.append(PluginFailure(plugin, text, err))
         warnings.warn(f"dynprobe: {what}: {text}", RuntimeWarning, stacklevel=3)
 
@@ -105,23 +156,47 @@ class Registry:
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             plugin = impl.plugin_name
             try:
-                items = list(impl.function() or [])
+                items = list(_guarded(impl.function, f"hook {hook} of plugin {plugin!r}") or [])
                 normalized = [normalize(item, plugin) for item in items]
-            except Exception as err:  # noqa: BLE001 - record and keep the other plugins
+            except KeyboardInterrupt:
+                raise
+            except BaseException as err:  # noqa: BLE001 - record and keep the other plugins
                 self._fail(plugin, err, f"plugin {plugin!r} could not register its {kind}s")
                 continue
             for item in normalized:
                 if item.name in found:
-                    other = found[item.name].plugin
-                    error = PluginError(
-                        f"{kind} {item.name!r} is registered twice, by plugins {other!r} and {plugin!r}; "
-                        f"disable one with DYNPROBE_DISABLE_PLUGINS={plugin}"
-                    )
-                    self._ambiguous[(kind, item.name)] = error
-                    self.failures.append(PluginFailure(plugin, str(error), error))
+                    found[item.name] = self._settle(kind, found[item.name], item)
                     continue
                 found[item.name] = item
         return dict(sorted(found.items()))
+
+    def _bundled(self, plugin: str) -> bool:
+        return self.versions.get(plugin, "").split(" ")[0] == BUNDLED_DISTRIBUTION
+
+    def _settle(self, kind: str, first: Any, second: Any) -> Any:
+        """Two registrations of one name: the bundled one keeps it (a third party cannot
+        silently replace a bundled probe's numbers); between two others the name is refused.
+        Either way the clash is a recorded failure naming both plugins."""
+        keep = first if self._bundled(first.plugin) and not self._bundled(second.plugin) else (
+            second if self._bundled(second.plugin) and not self._bundled(first.plugin) else None)
+        if keep is not None:
+            lost = second if keep is first else first
+            error = PluginError(
+                f"{kind} {keep.name!r} of plugin {lost.plugin!r} is ignored: the name belongs to the bundled plugin "
+                f"{keep.plugin!r}; rename it in {lost.plugin!r}"
+            )
+            self.shadowed.append(Shadowed(kind, keep.name, lost.plugin, keep.plugin))
+        else:
+            keep = first
+            error = PluginError(
+                f"{kind} {first.name!r} is registered twice, by plugins {first.plugin!r} and {second.plugin!r}; "
+                f"disable one with DYNPROBE_DISABLE_PLUGINS={second.plugin}"
+            )
+            self._ambiguous[(kind, first.name)] = error
+            self.shadowed += [Shadowed(kind, first.name, p, "") for p in (first.plugin, second.plugin)]
+        self.failures.append(PluginFailure(second.plugin if keep is first else first.plugin, str(error), error))
+        warnings.warn(f"dynprobe: {error}", RuntimeWarning, stacklevel=4)
+        return keep
 
     def _normalize_probe(self, item: Any, plugin: str) -> Probe:
         if not isinstance(item, Probe):
@@ -169,6 +244,11 @@ class Registry:
         err.args = (f"{err.args[0]}; plugins that failed to load: {broken}",)
         raise err from self.failures[0].exception
 
+    def refused(self, kind: str, name: str) -> PluginError | None:
+        """The error of a name two third-party plugins registered (``None`` if it is fine)."""
+        getattr(self, f"{kind}s")()
+        return self._ambiguous.get((kind, name))
+
     def probe(self, name: str) -> Probe:
         """The probe called ``name``; the error lists what is installed and what failed."""
         return self._lookup("probe", self.probes(), name)
@@ -182,16 +262,36 @@ class Registry:
         return self._lookup("dataset", self.datasets(), name)
 
     def adapt(self, module: Any, options: dict[str, Any]) -> Any:
-        """Run the ``dynprobe_adapt`` hook; an :class:`UnsupportedModuleError` if none applies."""
-        system = self.pm.hook.dynprobe_adapt(module=module, options=options)
-        if system is None:
-            adapters = [impl.plugin_name for impl in self.pm.hook.dynprobe_adapt.get_hookimpls()]
-            raise UnsupportedModuleError(
-                f"no adapter handles {type(module).__name__}; adapters tried: {', '.join(adapters) or '(none)'}; "
-                "give the module forward(x, h) -> (y, h) with hidden_size/input_size attributes, pass "
-                "state_dim=/input_dim= to wrap(), or use System.from_step(fn, ...)"
-            )
-        return system
+        """Run the ``dynprobe_adapt`` hook; an :class:`UnsupportedModuleError` if none applies.
+
+        The implementations are called one at a time in pluggy's order (tryfirst, then the
+        latest registered, ..., trylast). An adapter's deliberate refusal (a
+        :class:`~dynprobe.errors.DynprobeError`) is the answer; any other exception is that
+        adapter's bug: recorded as a failure, warned about, and the next adapter is tried.
+        """
+        kwargs = {"module": module, "options": options}
+        tried, crashed = [], []
+        for impl in reversed(self.pm.hook.dynprobe_adapt.get_hookimpls()):
+            if impl.hookwrapper or getattr(impl, "wrapper", False):
+                continue
+            tried.append(impl.plugin_name)
+            try:
+                system = impl.function(*[kwargs[name] for name in impl.argnames])
+            except (KeyboardInterrupt, DynprobeError):
+                raise
+            except BaseException as err:  # noqa: BLE001 - one broken adapter must not break every model
+                self._fail(impl.plugin_name, err, f"adapter of plugin {impl.plugin_name!r} crashed on "
+                                                  f"{type(module).__name__} and was skipped")
+                crashed.append(f"{impl.plugin_name} ({type(err).__name__}: {err})")
+                continue
+            if system is not None:
+                return system
+        broken = f"; adapters that crashed: {'; '.join(crashed)}" if crashed else ""
+        raise UnsupportedModuleError(
+            f"no adapter handles {type(module).__name__}; adapters tried: {', '.join(tried) or '(none)'}{broken}; "
+            "give the module forward(x, h) -> (y, h) with hidden_size/input_size attributes, pass "
+            "state_dim=/input_dim= to wrap(), or use System.from_step(fn, ...)"
+        )
 
 
 _current: Registry | None = None

@@ -122,6 +122,20 @@ def _params_table(spec: Any, ds: Any, chosen: dict[str, Any]) -> str:
     return _table(["parameter", "value", "source"], rows, classes=("", "", "muted"), css="params")
 
 
+def _time_section(diagnosis: Diagnosis) -> str:
+    """Each probe's share of the probes' total time (failed and timed-out ones included)."""
+    rows = [(name, f"{seconds:.1f} s", f"{100 * share:.0f} %") for name, seconds, share in diagnosis.time_shares()]
+    return '<h2 id="time">Time per probe</h2>' + _table(["probe", "wall time", "share"], rows)
+
+
+def _interrupted_note(diagnosis: Diagnosis) -> str:
+    if not diagnosis.interrupted:
+        return ""
+    pending = ", ".join(diagnosis.pending) or "none"
+    return (f'<p class="verdict">Interrupted (Ctrl-C) after {len(diagnosis.ran)} probe(s): this report shows what '
+            f"finished. Not run: {html.escape(pending)}.</p>")
+
+
 def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
     """The report as an HTML string."""
     import dynprobe
@@ -138,23 +152,29 @@ def render_report(diagnosis: Diagnosis, *, title: str | None = None) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>", f'<p class="muted">{html.escape(system.describe())}</p>', f"<nav>{nav}</nav>",
+        _interrupted_note(diagnosis),
         '<h2 id="verdicts">Verdicts</h2>',
         _table(["topic", "verdict", "evidence", "probe · reference"], diagnosis.rows(),
                classes=("topic", "verdict", "", "muted"), css="verdicts"),
     ]
     for name in probes:
         out.append(_probe_section(name, diagnosis.tree[name].to_dataset(), diagnosis.params.get(name, {})))
-    if diagnosis.skipped or diagnosis.failed:
+    if diagnosis.skipped or diagnosis.failed or diagnosis.unsaved or diagnosis.pending:
         out.append('<h2 id="skipped">Skipped and failed</h2>')
-        rows = [(n, "skipped", r) for n, r in diagnosis.skipped.items()] + [(n, "failed", e) for n, e in diagnosis.failed.items()]
+        rows = ([(n, "skipped", r) for n, r in diagnosis.skipped.items()]
+                + [(n, "failed", e) for n, e in diagnosis.failed.items()]
+                + [(n, "not saved", f"ran, but {diagnosis.out} cannot hold it: {e}") for n, e in diagnosis.unsaved.items()]
+                + [(n, "not run", "interrupted before it started") for n in diagnosis.pending])
         out.append(_table(["probe", "status", "reason"], rows))
+    if diagnosis.elapsed:
+        out.append(_time_section(diagnosis))
     plugins = ", ".join(f"{n} ({v})" for n, v in registry().plugins)
     prov = [
         ("dynprobe", dynprobe.__version__), ("torch", str(torch.__version__)), ("python", platform.python_version()),
         ("platform", platform.platform()), ("system", system.describe()), ("model fingerprint", system.fingerprint()),
         ("dtype / device", f"{str(system.dtype).removeprefix('torch.')} / {system.device}"), ("plugins", plugins),
         ("wall time", f"{diagnosis.elapsed_s:.1f} s"),
-        ("created (UTC)", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")),
+        ("created (UTC)", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")),
     ]
     out += ['<h2 id="provenance">Provenance</h2>', _table(["item", "value"], prov), "</body></html>"]
     return "\n".join(out)

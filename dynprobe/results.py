@@ -9,6 +9,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import os
+import shutil
+import uuid
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,8 @@ __all__ = [
     "validate",
     "to_json",
     "save",
+    "write_tree",
+    "check_output_path",
     "open_result",
     "attach",
     "netcdf_attr",
@@ -98,7 +104,7 @@ def make_attrs(
         "device": str(system.device) if system is not None else "",
         "torch_version": str(torch.__version__),
         "elapsed_s": float(elapsed_s),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "plugin": plugin,
         "plugin_version": plugin_version,
     }
@@ -176,16 +182,125 @@ def _engine(path: Path) -> str:
     raise DynprobeError(f"cannot tell the format of {str(path)!r}; use a .nc (netCDF) or .zarr path")
 
 
-def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
-    """Write a Dataset or DataTree to ``.nc`` (netCDF via h5netcdf) or ``.zarr``; overwrite."""
+def check_output_path(path: str | Path, *, what: str = "output", formats: bool = True, folder_ok: bool = False) -> Path:
+    """Refuse, before any work, an output path that cannot be written: an unknown format
+    (with ``formats``: ``.nc`` or ``.zarr``), a missing or read-only folder, or a folder where
+    a file belongs (a ``.zarr`` store, and with ``folder_ok`` any path, may be a folder)."""
     path = Path(path)
-    tree = result if isinstance(result, xr.DataTree) else xr.DataTree(dataset=result)
-    if _engine(path) == "netcdf":
-        tree.to_netcdf(path, engine="h5netcdf", mode="w")
+    if formats:
+        folder_ok = _engine(path) == "zarr"
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise DynprobeError(f"{what} {str(path)!r}: the folder {str(folder)!r} does not exist; create it first "
+                            "or choose another path")
+    if not os.access(folder, os.W_OK):
+        raise DynprobeError(f"{what} {str(path)!r}: the folder {str(folder)!r} is not writable; choose another path")
+    if path.is_dir() and not folder_ok:
+        raise DynprobeError(f"{what} {str(path)!r} is a folder; choose a file name")
+    return path
+
+
+def _line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _scratch(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
     else:
-        # fixed-width unicode has no Zarr v3 data type: store variable-length strings
-        tree = tree.map_over_datasets(_vlen_strings)
-        tree.to_zarr(path, mode="w", consolidated=False)
+        path.unlink(missing_ok=True)
+
+
+def _write(tree: xr.DataTree, path: Path, engine: str) -> None:
+    """Write ``tree`` to a scratch name beside ``path``, then rename it into place: ``path``
+    is always either what it was or the complete new result, never half of one."""
+    tmp = _scratch(path)
+    try:
+        if engine == "netcdf":
+            tree.to_netcdf(tmp, engine="h5netcdf", mode="w")
+        else:
+            # fixed-width unicode has no Zarr v3 data type: store variable-length strings
+            tree.map_over_datasets(_vlen_strings).to_zarr(tmp, mode="w", consolidated=False)
+        if tmp.is_dir() and path.exists():  # a directory cannot be renamed over another
+            old = _scratch(path)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _holds(ds: xr.Dataset, engine: str, folder: Path) -> str:
+    """``""`` when ``engine`` can hold ``ds``, else the one-line reason (a trial write)."""
+    trial = _scratch(folder / f"trial.{'nc' if engine == 'netcdf' else 'zarr'}")
+    try:
+        _write(xr.DataTree(dataset=ds), trial, engine)
+    except Exception as err:  # noqa: BLE001 - the reason is the answer
+        return _line(err)
+    finally:
+        _remove(trial)
+    return ""
+
+
+def write_tree(tree: xr.DataTree, path: str | Path) -> dict[str, str]:
+    """Write ``tree`` atomically to ``path``; a child the format cannot hold is left out.
+
+    Returns the children left out (node path → one-line reason), also recorded in the
+    written root's ``unsaved`` attr (JSON); :class:`DynprobeError` when even the rest cannot
+    be written. Used by :func:`save` and by ``diagnose``, which rewrites its output after
+    every probe.
+    """
+    path = Path(path)
+    engine = _engine(path)
+    try:
+        _write(tree, path, engine)
+        return {}
+    except Exception as first:  # noqa: BLE001 - find which children the format cannot hold
+        error = first
+    left_out = {}
+    for node in tree.subtree:
+        if node is not tree:
+            reason = _holds(node.to_dataset(inherit=False), engine, path.parent)
+            if reason:
+                left_out[node.path.lstrip("/")] = reason
+    if not left_out:
+        raise DynprobeError(f"cannot write {str(path)!r}: {_line(error)}") from error
+    nodes = {"/": tree.to_dataset(inherit=False)}
+    nodes.update({node.path: node.to_dataset(inherit=False) for node in tree.subtree
+                  if node is not tree and node.path.lstrip("/") not in left_out})
+    kept = xr.DataTree.from_dict(nodes)
+    kept.attrs = {**tree.attrs, "unsaved": to_json(left_out)}
+    try:
+        _write(kept, path, engine)
+    except Exception as err:  # noqa: BLE001
+        raise DynprobeError(f"cannot write {str(path)!r}: {_line(err)}") from err
+    return left_out
+
+
+def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
+    """Write a Dataset or DataTree to ``.nc`` (netCDF via h5netcdf) or ``.zarr``; overwrite.
+
+    The write is atomic (a scratch name beside ``path``, then a rename). A child of a
+    DataTree that the format cannot hold is left out with a warning naming it (and listed in
+    the root's ``unsaved`` attr) while the rest is written; a Dataset that cannot be written
+    at all is a :class:`DynprobeError`.
+    """
+    path = check_output_path(path, what="save:")
+    if isinstance(result, xr.Dataset):
+        try:
+            _write(xr.DataTree(dataset=result), path, _engine(path))
+        except Exception as err:  # noqa: BLE001 - one line naming the file
+            raise DynprobeError(f"cannot write {str(path)!r}: {_line(err)}") from err
+        return path
+    for node, reason in write_tree(result, path).items():
+        warnings.warn(f"dynprobe.save: {node!r} left out of {str(path)!r}: {reason}", RuntimeWarning, stacklevel=2)
     return path
 
 

@@ -109,7 +109,13 @@ class Probe:
     suggest
         Optional ``suggest(system) -> dict``: parameter defaults scaled to the system's size,
         used by ``diagnose``; raises :class:`~dynprobe.errors.NotApplicable` with the reason when
-        no defaults fit (e.g. the probe needs the task the model was trained on).
+        no defaults fit (e.g. the probe needs the task the model was trained on). A ``suggest``
+        that also takes a keyword ``quick: bool`` chooses its own ``diagnose --quick`` values;
+        otherwise :data:`dynprobe.planning.QUICK_BUDGETS` are scaled (see there).
+    estimate
+        Optional ``estimate(system, params) -> float | None``: the seconds a run with these
+        parameters is expected to take, shown before ``diagnose`` starts (without one, the
+        times this probe took here before are used, see :mod:`dynprobe.timings`).
     summary
         Optional ``summary(ds) -> list[tuple[str, str]]``: (label, value) rows for terminals.
     verdicts
@@ -132,6 +138,7 @@ class Probe:
     ensemble: str = "per_network"
     plugin: str = ""
     version: str = ""
+    estimate: Callable[[Any, Mapping[str, Any]], float | None] | None = None
 
     def __post_init__(self) -> None:
         if self.ensemble not in ENSEMBLE_MODES:

@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 import dynprobe
-from dynprobe.batching.driver import _client, _cpu_count
+from dynprobe.batching.cluster import client_for, cpu_count
 from dynprobe.batching.store import BatchStore
 from dynprobe.checkpoints import PICKLE_REFUSAL, load_checkpoint
 from dynprobe.cli import cli
@@ -241,11 +241,11 @@ def test_the_command(tmp_path: Path, client: distributed.Client) -> None:
 
 
 def test_the_default_local_cluster_is_one_single_threaded_process_per_core() -> None:
-    with _client(None, None) as c:
+    with client_for(None, None) as c:
         threads = c.nthreads()
         pids = set(c.run(os.getpid).values())
     assert len(pids) == len(threads) and os.getpid() not in pids
-    assert list(threads.values()) == [1] * _cpu_count()
+    assert list(threads.values()) == [1] * cpu_count()
 
 
 def test_the_training_bifurcation_example_runs_ci_sized(tmp_path: Path, client: distributed.Client) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import importlib.metadata as md
 import subprocess
 import sys
+import tomllib
 import types
 import zipfile
 from pathlib import Path
 
 import pytest
-import tomllib
 import xarray as xr
 
 import dynprobe
@@ -80,7 +80,8 @@ def test_plain_function_registers_under_its_name(inline_registry):
 
 def test_duplicate_probe_names_both_plugins(inline_registry):
     reg = inline_registry(_plugin("first", dynprobe.Probe("tiny", tiny)), _plugin("second", dynprobe.Probe("tiny", tiny)))
-    with pytest.raises(PluginError, match="registered twice, by plugins '(first|second)' and '(first|second)'"):
+    with pytest.warns(RuntimeWarning, match="registered twice"), \
+            pytest.raises(PluginError, match="registered twice, by plugins '(first|second)' and '(first|second)'"):
         reg.probe("tiny")
 
 

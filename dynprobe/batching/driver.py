@@ -1,35 +1,43 @@
-"""Drive a batch run: expand the inputs, skip what the store already holds, schedule the rest
-on Dask, write each result as it arrives, and summarize.
+"""Drive a batch run: expand the inputs, lock the store, skip what it already holds (verified),
+schedule the rest, write each result as it arrives, and summarize.
 
-Scheduling is ``dask.distributed``: a :class:`~distributed.LocalCluster` of single-threaded
-worker processes sized to the machine by default, or an existing cluster by address
-(``tcp://host:port``) or :class:`~distributed.Client` — the same job, no code change. Workers
-read the checkpoint files themselves, so on a remote cluster the paths must be visible to them
-(a shared file system); only the small result Datasets travel back to be written.
+Scheduling (:mod:`.cluster`) is ``dask.distributed``: a :class:`~distributed.LocalCluster` of
+single-threaded worker processes sized to the machine by default, an existing cluster by
+address (``tcp://host:port``) or :class:`~distributed.Client` — the same job, no code change —
+or, with ``workers=0``, this process. Workers read the checkpoint files and write their
+results themselves, so on a remote cluster both must be on a file system they see.
+
+Resuming: a (checkpoint, probe) result is reused when its record is complete, its checksum
+matches, and it was made from a file with the same sha256, with the same parameters and
+loading options, by the same dynprobe and plugin versions. ``recompute=True`` recomputes
+everything asked for; ``recompute=False`` keeps complete results made by other versions.
 """
 
 from __future__ import annotations
 
 import glob
-import logging
 import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import xarray as xr
 from torch import nn
 
+from ..deadline import DEFAULT_TIMEOUT_S
 from ..drives import parse_drive
 from ..errors import DynprobeError, ProbeParameterError
 from ..results import to_json
-from .store import BatchStore, checkpoint_key, index_dataset
-from .work import CheckpointOutcome, LoadOptions, ProbeOutcome, analyse_checkpoint, file_sha256, one_line, worker_report
+from .cluster import check_workers, client_for, refuse_in_worker_bootstrap
+from .lock import StoreLock
+from .records import Record, checkpoint_key, index_dataset
+from .store import BatchStore
+from .work import CheckpointOutcome, LoadOptions, ProbeOutcome, analyse_checkpoint, file_sha256, one_line
 
 __all__ = ["batch", "BatchSummary", "expand_paths"]
 
@@ -43,7 +51,8 @@ class BatchSummary:
     ``ok``: every probe's result is complete (at least one computed now); ``failed``: at least
     one probe failed; ``skipped``: every result was already complete for this exact file.
     ``index`` is this run's index (status ``ok`` / ``error`` / ``skipped`` per checkpoint and
-    probe, with file size, sha256, error text and elapsed time).
+    probe, with file size, sha256, error text and elapsed time). ``damaged``: results found
+    damaged in the store before the run (recomputed by it), as (group key, probe) → reason.
     """
 
     ok: int
@@ -52,6 +61,7 @@ class BatchSummary:
     wall_s: float
     store: Path
     index: xr.Dataset
+    damaged: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[str]:
@@ -60,7 +70,8 @@ class BatchSummary:
         return sorted(set(errors.tolist()))
 
     def line(self) -> str:
-        return (f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped in {self.wall_s:.1f} s "
+        repaired = f", {len(self.damaged)} damaged result(s) recomputed" if self.damaged else ""
+        return (f"{self.ok} ok, {self.failed} failed, {self.skipped} skipped{repaired} in {self.wall_s:.1f} s "
                 f"-> {self.store}")
 
     def __str__(self) -> str:
@@ -107,59 +118,27 @@ def _resolve_probes(probes: str | Iterable[str], probe_params: Mapping[str, Mapp
     return {name: _check_params(registry().probe(name), dict(params.get(name, {}))) for name in names}
 
 
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+def _identity(resolved: Mapping[str, Mapping[str, Any]], options: LoadOptions) -> dict[str, str]:
+    """Per probe: the JSON of everything but code versions that determines its results."""
+    return {name: to_json({"probe": p, "load": options.describe()}) for name, p in resolved.items()}
 
 
-@contextmanager
-def _client(workers: int | None, scheduler: Any) -> Iterator[Any]:
-    """A Dask client: a fresh local cluster, one at ``scheduler``'s address, or the given one."""
-    from distributed import Client, LocalCluster
+def _versions(probes: Iterable[str]) -> dict[str, Any]:
+    """This process's dynprobe version and each probe's plugin version (what made a result)."""
+    from .. import __version__
+    from ..registry import registry
 
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise DynprobeError(f"batch: workers={workers!r}; pass a positive number of worker processes")
-    if scheduler is None:
-        n = workers or _cpu_count()
-        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-            yield client
-        return
-    if workers is not None:
-        raise DynprobeError("batch: workers= sizes the local cluster only; size an existing cluster where it runs "
-                            "(or leave out scheduler=)")
-    if isinstance(scheduler, Client):
-        yield scheduler
-        return
-    if not isinstance(scheduler, str):
-        raise DynprobeError(
-            f"batch: scheduler={scheduler!r}; pass an address 'tcp://host:port' or a dask.distributed.Client")
-    try:
-        client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as err:
-        raise DynprobeError(f"batch: cannot reach the Dask scheduler at {scheduler!r} ({err}); start one with "
-                            "'dask scheduler' and 'dask worker ADDRESS', or leave out --scheduler for a local "
-                            "cluster") from err
-    with client:
-        yield client
+    return {"dynprobe": __version__, "versions": {p: registry().probe(p).version for p in probes}}
 
 
-def _check_workers(client: Any, probes: Iterable[str]) -> None:
-    """Every worker must have every probe: plugins are entry points of each worker's own
-    environment, read in each worker process."""
-    reports = client.run(worker_report)
-    if not reports:
-        raise DynprobeError("batch: the Dask cluster has no workers; start some with 'dask worker ADDRESS'")
-    for address, report in sorted(reports.items()):
-        missing = [p for p in probes if p not in report["probes"]]
-        if missing:
-            broken = f"; plugins that failed there: {'; '.join(report['failures'])}" if report["failures"] else ""
-            raise DynprobeError(
-                f"batch: worker {address} has no probe {', '.join(map(repr, missing))} (installed there: "
-                f"{', '.join(report['probes']) or 'none'}{broken}); install the plugin's package on every worker"
-            )
+def reusable(record: Record | None, sha256: str, identity: str, made_by: tuple[str, str],
+             recompute: bool | None) -> bool:
+    """May a rerun skip this result? ``made_by``: (dynprobe version, plugin version) now."""
+    if record is None or recompute is True or record.status != "ok":
+        return False
+    if record.sha256 != sha256 or record.params != identity:
+        return False
+    return recompute is False or (record.dynprobe_version, record.plugin_version) == made_by
 
 
 def _progress(total: int, enabled: bool | None) -> Any:
@@ -188,15 +167,20 @@ def batch(
     dtype: str = "float64",
     drive: str | None = None,
     progress: bool | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT_S,
+    recompute: bool | None = None,
 ) -> BatchSummary:
-    """Run probes over many checkpoints on Dask, writing a resumable Zarr store.
+    """Run probes over many checkpoints, writing a resumable, verified Zarr store.
 
     Each checkpoint is read once by a worker (hashed and loaded from the same bytes, safely:
-    see :func:`dynprobe.checkpoints.read_checkpoint`), wrapped, and measured by every probe.
-    Each (checkpoint, probe) result is written to ``out`` as soon as its task finishes, then
-    marked complete. A failing checkpoint or probe is recorded (one line naming the file) and
-    the rest go on. Running the same call again skips results that are complete for a file
-    with the same sha256 and the same parameters, recomputes changed files, and retries failures.
+    see :func:`dynprobe.checkpoints.read_checkpoint`), wrapped, and measured by every probe,
+    each under ``timeout``. Each (checkpoint, probe) result is written to ``out`` as soon as
+    its probe finishes, checksummed, then marked complete. A failing checkpoint or probe is
+    recorded (one line naming the file) and the rest go on. Running the same call again skips
+    results that are complete and intact for a file with the same sha256, the same parameters
+    and the same dynprobe and plugin versions; it recomputes changed files, changed
+    parameters, new versions and damaged results, and retries failures. One run writes a store
+    at a time: a second one refuses in one line (:mod:`.lock`).
 
     Parameters
     ----------
@@ -210,7 +194,8 @@ def batch(
         ``package.module:function`` building the module when the checkpoints are not plain
         ``nn.RNN/GRU/LSTM`` state_dicts (it must be importable on the workers).
     workers
-        Worker processes of the local cluster (default: one per available core).
+        Worker processes of the local cluster (default: one per available core); ``0`` runs
+        every checkpoint in this process, without Dask.
     scheduler
         ``tcp://host:port`` of a running Dask scheduler, or a ``dask.distributed.Client``.
     trust_pickle, nonlinearity, allow_nonfinite
@@ -223,11 +208,19 @@ def batch(
         sequence file (visible to the workers).
     progress
         Progress bar: ``None`` shows one on a terminal (stderr) only.
+    timeout
+        Seconds one probe may take on one checkpoint before it is stopped and recorded as
+        timed out (``None``: no limit).
+    recompute
+        ``None`` (default): recompute what changed (file, parameters, versions) or is damaged;
+        ``True``: recompute every result asked for; ``False``: also keep complete results made
+        by other dynprobe or plugin versions.
 
     Returns
     -------
     BatchSummary
-        ok / failed / skipped checkpoint counts, wall time, and this run's index.
+        ok / failed / skipped checkpoint counts, wall time, this run's index, and the damaged
+        results it found (and recomputed).
 
     References
     ----------
@@ -238,89 +231,145 @@ def batch(
     >>> summary = dynprobe.batch("ckpt/epoch_*.pt", ["lyapunov"], "runs.zarr", probe_params={"lyapunov": {"k": 8}})
     >>> tree = dynprobe.open_batch("runs.zarr")
     """
+    refuse_in_worker_bootstrap()
     start = time.perf_counter()
     if dtype not in ("float64", "float32"):
         raise DynprobeError(f"batch: dtype={dtype!r}; pass 'float64' or 'float32'")
+    if timeout is not None and not timeout > 0:
+        raise DynprobeError(f"batch: timeout={timeout!r}; pass a positive number of seconds or None")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise DynprobeError(f"batch: workers={workers!r}; pass a positive number of worker processes, or 0 to run "
+                            "in this process")
+    if workers == 0 and scheduler is not None:
+        raise DynprobeError("batch: workers=0 runs in this process; leave out scheduler= (or workers=)")
     resolved = _resolve_probes(probes, probe_params)
     files = expand_paths(paths)
     if drive is not None:
         parse_drive(drive)  # a typo fails here, not once per checkpoint
     options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
                           allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive)
-    identity = {name: to_json({"probe": p, "load": options.describe()}) for name, p in resolved.items()}
+    identity, versions = _identity(resolved, options), _versions(resolved)
     store = BatchStore(out)
-    store.create(resolved)
-    done = store.records()
-    keys = {path: checkpoint_key(path) for path in files}
-    statuses: dict[tuple[str, str], str] = {}
-    todo: dict[str, dict[str, dict[str, Any]]] = {}
-    for path in files:
+    store.check_target()  # before the lock file goes into a folder that is not ours
+    with StoreLock(store.path):
+        store.create(resolved)
+        job = _Job(store, files, resolved, identity, versions, options, timeout)
+        job.plan(recompute)
+        bar = _progress(len(job.todo), progress)
         try:
-            sha = file_sha256(path)
-        except OSError:
-            sha = ""  # the worker records why it cannot read the file
-        for name in resolved:
-            rec = done.get((keys[path], name))
-            if rec is not None and rec.status == "ok" and rec.sha256 == sha and rec.params == identity[name]:
-                statuses[(keys[path], name)] = "skipped"
-            else:
-                todo.setdefault(path, {})[name] = resolved[name]
-    bar = _progress(len(todo), progress)
-    try:
-        if todo:
-            with _client(workers, scheduler) as client, (bar or nullcontext()):
-                _check_workers(client, resolved)
-                _run(client, todo, options, store, keys, identity, statuses, bar)
-    finally:
-        records = store.records()
-        store.write_index()
-    ok = failed = skipped = 0
-    for path in files:
-        states = [statuses.get((keys[path], name), "missing") for name in resolved]
-        if "error" in states or "missing" in states:
-            failed += 1
-        elif all(s == "skipped" for s in states):
-            skipped += 1
-        else:
-            ok += 1
-    index = index_dataset(records, statuses, paths={k: p for p, k in keys.items()}, probes=resolved)
-    return BatchSummary(ok=ok, failed=failed, skipped=skipped, wall_s=time.perf_counter() - start,
-                        store=store.path, index=index)
+            if job.todo:
+                with bar or nullcontext():
+                    if workers == 0:
+                        job.run_here(bar)
+                    else:
+                        with client_for(workers, scheduler) as client:
+                            check_workers(client, resolved, versions)
+                            job.run_on(client, bar)
+        finally:
+            scan = store.scan()
+            store.write_index(scan)
+    return job.summary(scan, time.perf_counter() - start)
 
 
-def _run(client: Any, todo: Mapping[str, Mapping[str, Any]], options: LoadOptions, store: BatchStore,
-         keys: Mapping[str, str], identity: Mapping[str, str], statuses: dict[tuple[str, str], str], bar: Any) -> None:
-    """Submit one task per checkpoint (the worker writes its results); collect the records."""
-    from distributed import as_completed
+class _Job:
+    """One batch run: what to do, what happened."""
 
-    run_id = uuid.uuid4().hex[:8]
-    target = str(store.path.resolve())
-    futures = {client.submit(analyse_checkpoint, path, dict(probes), options, target, keys[path], identity, pure=False,
-                             key=f"dynprobe-{keys[path]}-{run_id}"): path for path, probes in todo.items()}
-    task = bar.add_task("batch", total=len(futures), status="") if bar is not None else None
-    last_index = time.perf_counter()
-    n_ok = n_err = 0
-    try:
-        for future in as_completed(futures):
-            path = futures[future]
+    def __init__(self, store: BatchStore, files: list[str], resolved: Mapping[str, Any], identity: Mapping[str, str],
+                 versions: Mapping[str, Any], options: LoadOptions, timeout: float | None) -> None:
+        self.store, self.files, self.resolved, self.identity = store, files, resolved, identity
+        self.versions, self.options, self.timeout = versions, options, timeout
+        self.keys = {path: checkpoint_key(path) for path in files}
+        self.statuses: dict[tuple[str, str], str] = {}
+        self.todo: dict[str, dict[str, dict[str, Any]]] = {}
+        self.damaged: dict[tuple[str, str], str] = {}
+        self.shas: dict[str, str] = {}
+        self.errors: dict[tuple[str, str], str] = {}
+        self.counts = [0, 0]
+        self.last_index = time.perf_counter()
+
+    def plan(self, recompute: bool | None) -> None:
+        """Skip what is complete, intact and made the same way; everything else is to do."""
+        found = self.store.scan()
+        wanted = {(self.keys[p], name) for p in self.files for name in self.resolved}
+        self.damaged = {k: v for k, v in found.damaged.items() if k in wanted}
+        if self.damaged:
+            type(found)(damaged=self.damaged).warn(self.store.path, stacklevel=4)
+        for path in self.files:
             try:
-                outcome = future.result()
-            except Exception as err:  # noqa: BLE001 - a worker that died loses only its own checkpoint
-                text = f"{path}: the Dask task failed ({one_line(err)})"
-                failed = {name: ProbeOutcome("error", error=text) for name in todo[path]}
-                outcome = CheckpointOutcome(path=path, probes=failed)
-            future.release()
-            for name, o in outcome.probes.items():
-                if not o.written:
-                    store.write(keys[path], name, outcome.record(name, identity[name]), None)
-                statuses[(keys[path], name)] = o.status
-            bad = any(o.status != "ok" for o in outcome.probes.values())
-            n_ok, n_err = n_ok + (not bad), n_err + bad
-            if bar is not None:
-                bar.update(task, advance=1, status=f"{n_ok} ok, {n_err} failed")
-            if time.perf_counter() - last_index > _INDEX_EVERY_S:
-                store.write_index()
-                last_index = time.perf_counter()
-    except BaseException:
-        client.cancel(list(futures))
-        raise
+                sha = file_sha256(path)
+            except OSError:
+                sha = ""  # the worker records why it cannot read the file
+            self.shas[path] = sha
+            for name in self.resolved:
+                made_by = (self.versions["dynprobe"], self.versions["versions"][name])
+                if reusable(found.records.get((self.keys[path], name)), sha, self.identity[name], made_by, recompute):
+                    self.statuses[(self.keys[path], name)] = "skipped"
+                else:
+                    self.todo.setdefault(path, {})[name] = self.resolved[name]
+
+    def collect(self, path: str, outcome: CheckpointOutcome, bar: Any, task: Any) -> None:
+        """Record one checkpoint's outcome (writing the records a worker could not)."""
+        key = self.keys[path]
+        outcome.sha256 = outcome.sha256 or self.shas.get(path, "")
+        for name, o in outcome.probes.items():
+            if not o.written and not self.store.write(key, name, outcome.record(name, self.identity[name]), None):
+                o.status = "ok"  # a worker that died after writing this result: it stays, intact
+            self.statuses[(key, name)] = o.status
+            if o.status != "ok":
+                self.errors[(key, name)] = o.error
+        bad = any(o.status != "ok" for o in outcome.probes.values())
+        self.counts[bad] += 1
+        if bar is not None:
+            bar.update(task, advance=1, status=f"{self.counts[0]} ok, {self.counts[1]} failed")
+        if time.perf_counter() - self.last_index > _INDEX_EVERY_S:
+            self.store.write_index()
+            self.last_index = time.perf_counter()
+
+    def run_here(self, bar: Any) -> None:
+        """``workers=0``: every checkpoint in this process, one after the other."""
+        task = bar.add_task("batch", total=len(self.todo), status="") if bar is not None else None
+        target = str(self.store.path.resolve())
+        for path, probes in self.todo.items():
+            outcome = analyse_checkpoint(path, dict(probes), self.options, target, self.keys[path], self.identity,
+                                         self.timeout)
+            self.collect(path, outcome, bar, task)
+
+    def run_on(self, client: Any, bar: Any) -> None:
+        """Submit one task per checkpoint (the worker writes its results); collect the records."""
+        from distributed import as_completed
+
+        run_id = uuid.uuid4().hex[:8]
+        target = str(self.store.path.resolve())
+        futures = {client.submit(analyse_checkpoint, path, dict(probes), self.options, target, self.keys[path],
+                                 self.identity, self.timeout, pure=False, key=f"dynprobe-{self.keys[path]}-{run_id}"): path
+                   for path, probes in self.todo.items()}
+        task = bar.add_task("batch", total=len(futures), status="") if bar is not None else None
+        try:
+            for future in as_completed(futures):
+                path = futures[future]
+                try:
+                    outcome = future.result()
+                except Exception as err:  # noqa: BLE001 - a worker that died loses only its own checkpoint
+                    text = f"{path}: the Dask task failed ({one_line(err)})"
+                    outcome = CheckpointOutcome(path=path, probes={n: ProbeOutcome("error", error=text)
+                                                                   for n in self.todo[path]})
+                future.release()
+                self.collect(path, outcome, bar, task)
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+
+    def summary(self, scan: Any, wall_s: float) -> BatchSummary:
+        ok = failed = skipped = 0
+        for path in self.files:
+            states = [self.statuses.get((self.keys[path], name), "missing") for name in self.resolved]
+            if "error" in states or "missing" in states:
+                failed += 1
+            elif all(s == "skipped" for s in states):
+                skipped += 1
+            else:
+                ok += 1
+        index = index_dataset(scan.records, self.statuses, paths={k: p for p, k in self.keys.items()},
+                              probes=self.resolved, errors=self.errors)
+        return BatchSummary(ok=ok, failed=failed, skipped=skipped, wall_s=wall_s, store=self.store.path, index=index,
+                            damaged=dict(self.damaged))

@@ -1,81 +1,79 @@
-"""The Zarr store of a batch run: one group per checkpoint per probe, each written then marked
-complete, an index, and :func:`open_batch` reading it all back along ``checkpoint``.
+"""The Zarr store of a batch run: one group per checkpoint per probe, each written, checksummed,
+then marked complete; an index; damage found and named, never read as data.
 
-Layout (Zarr; each checkpoint's groups are written by the one task that analyses it, the root
-and the index by the process that drives the run — no group has two writers, so no locks)::
+Layout (Zarr format 3)::
 
-    STORE/                          root attrs: dynprobe_batch (format version), dynprobe_version
+    STORE/                          root attrs: dynprobe_batch (format version), dynprobe_version, probes
+      .dynprobe.lock                held by the run writing the store (:mod:`.lock`)
       checkpoints/KEY/              attrs: path
       checkpoints/KEY/PROBE/        the probe's Dataset (arrays + its attrs), then the record
-                                    attrs batch_* — batch_complete = 1 is written last
+                                    attrs batch_* with the checksum — batch_complete = 1 last
       index/                        the index as a Dataset over (checkpoint, probe), rebuilt from
                                     the records at the end of every run
 
-A group without ``batch_complete = 1`` (a run killed while writing it) reads as absent and is
-recomputed by the next run. The records in the groups are the truth; ``index/`` is a view of them.
+A result counts only when its record is complete *and* its checksum matches what is on disk
+(:mod:`.integrity`). A group without the mark (a run killed while writing it), with a
+mismatching checksum (a deleted or altered chunk, a truncated array ``zarr.json``), or whose
+metadata cannot be parsed reads as absent; :meth:`BatchStore.scan` names it, and the next run
+recomputes it. Results are found by listing the folders, so a damaged ``checkpoints/KEY`` or
+root ``zarr.json`` hides nothing below it, and :meth:`BatchStore.create` rewrites such group
+metadata (never the results under it). The records are the truth; ``index/`` is a view.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
+import os
 import warnings
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from ..errors import DynprobeError
 from ..results import _vlen_strings
+from .integrity import group_attrs, result_digest
+from .records import FORMAT_VERSION, Record, checkpoint_key, index_dataset
 
-__all__ = ["Record", "BatchStore", "open_batch", "checkpoint_key", "index_dataset", "FORMAT_VERSION"]
+__all__ = ["BatchStore", "Scan", "Record", "checkpoint_key", "index_dataset", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
-_RECORD_FIELDS = ("path", "size", "sha256", "status", "error", "elapsed_s", "epoch", "step", "params", "warnings")
-
-
-def checkpoint_key(path: str) -> str:
-    """A stable group name for a checkpoint path: its file name made safe, plus a short hash of
-    the absolute path (two ``model.pt`` in different folders get different keys)."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).name).lstrip("._") or "checkpoint"
-    return f"{name}-{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+_NAMED = 5  # damaged results named one by one in a warning; the rest are counted
 
 
-@dataclass(frozen=True)
-class Record:
-    """What the store knows about one (checkpoint, probe): file identity, outcome, cost.
+@dataclass
+class Scan:
+    """The results found in a store: verified records, and damaged results with the reason."""
 
-    ``status`` is ``ok`` or ``error``; ``epoch`` / ``step`` are -1 when unknown; ``params`` is
-    the JSON of everything that determines the result (probe parameters and loading options).
-    """
+    records: dict[tuple[str, str], Record] = field(default_factory=dict)
+    damaged: dict[tuple[str, str], str] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
+    """Checkpoint path of every group key seen (damaged results included)."""
 
-    path: str
-    size: int
-    sha256: str
-    status: str
-    error: str = ""
-    elapsed_s: float = 0.0
-    epoch: int = -1
-    step: int = -1
-    params: str = ""
-    warnings: str = ""
+    def index(self) -> xr.Dataset:
+        """The index of everything found: complete records, and damaged results as such."""
+        paths = {**self.paths, **{k: r.path for (k, _), r in self.records.items()}}
+        return index_dataset(self.records, paths=paths, damaged=self.damaged,
+                             probes={p for _, p in self.records} | {p for _, p in self.damaged})
 
-    def attrs(self) -> dict[str, Any]:
-        return {f"batch_{k}": getattr(self, k) for k in _RECORD_FIELDS} | {"batch_complete": 1}
+    def warn(self, store: Path, stacklevel: int = 3) -> None:
+        """One line per damaged result (the first few; the rest counted)."""
+        items = sorted(self.damaged.items())
+        for (key, probe), reason in items[:_NAMED]:
+            warnings.warn(f"batch store {str(store)!r}: result {key}/{probe} is damaged ({reason}); it reads as absent "
+                          "and the next run recomputes it", RuntimeWarning, stacklevel=stacklevel)
+        if len(items) > _NAMED:
+            warnings.warn(f"batch store {str(store)!r}: {len(items) - _NAMED} more damaged results read as absent "
+                          "(see the index)", RuntimeWarning, stacklevel=stacklevel)
 
-    @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any]) -> Record | None:
-        if attrs.get("batch_complete") != 1:
-            return None
-        try:
-            return cls(**{k: attrs[f"batch_{k}"] for k in _RECORD_FIELDS})
-        except (KeyError, TypeError):
-            return None
+
+def _write_group_meta(folder: Path, attrs: Mapping[str, Any]) -> None:
+    """(Re)write one group's own metadata file, atomically, leaving what is below it alone."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".zarr.json.{os.getpid()}"
+    tmp.write_text(json.dumps({"zarr_format": 3, "node_type": "group", "attributes": dict(attrs)}), encoding="utf-8")
+    os.replace(tmp, folder / "zarr.json")
 
 
 class BatchStore:
@@ -89,57 +87,161 @@ class BatchStore:
 
         return zarr.open_group(str(self.path), path=group, mode=mode)
 
+    def looks_like_batch_store(self) -> bool:
+        return (self.path / "zarr.json").exists() or (self.path / "checkpoints").is_dir()
+
+    def root_attrs(self) -> dict[str, Any] | None:
+        """The root's attrs; ``None`` when its metadata is damaged or missing."""
+        try:
+            return group_attrs(self.path)
+        except (OSError, ValueError):
+            return None
+
+    def _ensure_group(self, folder: Path, attrs: Mapping[str, Any]) -> None:
+        """Make ``folder`` a group with at least ``attrs``, repairing damaged metadata."""
+        try:
+            current, repair = group_attrs(folder), False
+        except FileNotFoundError:
+            current, repair = {}, True
+        except (OSError, ValueError):
+            where = folder.relative_to(self.path).as_posix() if folder != self.path else "the root"
+            warnings.warn(f"batch store {str(self.path)!r}: the metadata of {where} was damaged; rewrote it (the "
+                          "results below it are untouched)", RuntimeWarning, stacklevel=3)
+            current, repair = {}, True
+        if repair or any(current.get(k) != v for k, v in attrs.items()):
+            _write_group_meta(folder, {**current, **attrs})
+
+    def check_target(self) -> None:
+        """Refuse, before any work, a store in a missing or read-only folder, a path that is a
+        file, or a folder holding something else than a batch store."""
+        from ..results import check_output_path
+
+        check_output_path(self.path, what="batch store", formats=False, folder_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise DynprobeError(f"batch store {str(self.path)!r} is a file; choose a folder name for --out")
+        if self.path.is_dir() and not self.looks_like_batch_store() and any(self.path.iterdir()):
+            raise DynprobeError(f"batch store {str(self.path)!r} exists and is not a Zarr store; choose another --out")
+        attrs = self.root_attrs()
+        if attrs is not None and "dynprobe_batch" not in attrs and any(
+                p.name != "zarr.json" for p in self.path.iterdir()):
+            raise DynprobeError(f"{str(self.path)!r} is a Zarr store but not a dynprobe batch store; choose another "
+                                "--out")
+
     def create(self, probes: Iterable[str]) -> None:
-        """Make the root group (or check an existing one is a batch store)."""
+        """Make the root group (or check an existing one is a batch store, repairing its metadata)."""
         from .. import __version__
 
-        if self.path.exists() and any(self.path.iterdir()) and not (self.path / "zarr.json").exists():
-            raise DynprobeError(f"batch store {str(self.path)!r} exists and is not a Zarr store; choose another --out")
-        root = self._zarr("a")
-        version = root.attrs.get("dynprobe_batch")
-        if version not in (None, FORMAT_VERSION):
+        self.check_target()
+        attrs = self.root_attrs() or {}
+        version = attrs.get("dynprobe_batch")
+        if version not in (None, 1, FORMAT_VERSION):
             raise DynprobeError(
                 f"batch store {str(self.path)!r} has format {version}, this dynprobe writes {FORMAT_VERSION}")
-        known = set(json.loads(root.attrs.get("probes", "[]")))
-        root.attrs.update({"dynprobe_batch": FORMAT_VERSION, "dynprobe_version": __version__,
-                           "probes": json.dumps(sorted(known | set(probes)))})
-        if "checkpoints" not in root:
-            root.create_group("checkpoints")
+        try:
+            known = set(json.loads(attrs.get("probes", "[]")))
+        except (TypeError, ValueError):
+            known = set()
+        self._ensure_group(self.path, {"dynprobe_batch": FORMAT_VERSION, "dynprobe_version": __version__,
+                                       "probes": json.dumps(sorted(known | set(probes)))})
+        self._ensure_group(self.path / "checkpoints", {})
+        for _key, folder in self._checkpoint_folders():
+            self._ensure_group(folder, {})
 
-    def records(self) -> dict[tuple[str, str], Record]:
-        """Every complete record, by (checkpoint key, probe)."""
-        if not (self.path / "zarr.json").exists():
-            return {}
-        root = self._zarr("r")
-        if "checkpoints" not in root:
-            return {}
-        out = {}
-        for key, ck in root["checkpoints"].groups():
-            for probe, group in ck.groups():
-                try:
-                    record = Record.from_attrs(group.attrs.asdict())
-                except Exception:  # noqa: BLE001 - a group half-written by a killed run reads as absent
-                    record = None
-                if record is not None:
-                    out[(key, probe)] = record
+    def _checkpoint_folders(self) -> Iterable[tuple[str, Path]]:
+        folder = self.path / "checkpoints"
+        if folder.is_dir():
+            yield from ((p.name, p) for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith("."))
+
+    def _groups(self) -> Iterable[tuple[str, str, Path]]:
+        for key, ck in self._checkpoint_folders():
+            for group in sorted(p for p in ck.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                yield key, group.name, group
+
+    def scan(self, *, verify: bool = True) -> Scan:
+        """Every complete record (checksum verified with ``verify``), and the damaged results."""
+        out = Scan()
+        for key, probe, folder in self._groups():
+            self._scan_group(out, key, probe, folder, verify)
         return out
 
-    def write(self, key: str, probe: str, record: Record, ds: xr.Dataset | None) -> None:
-        """Write one (checkpoint, probe) result — the Dataset first, then the record that marks
-        it complete — or only the record for a failure."""
+    def scan_one(self, key: str, probe: str) -> Record | None:
+        """The complete, verified record of one result, or ``None``."""
+        out = Scan()
+        folder = self.path / "checkpoints" / key / probe
+        if folder.is_dir():
+            self._scan_group(out, key, probe, folder, True)
+        return out.records.get((key, probe))
+
+    def _scan_group(self, out: Scan, key: str, probe: str, folder: Path, verify: bool) -> None:
+        out.paths.setdefault(key, self._path_of(key))
+        try:
+            attrs = group_attrs(folder)
+        except FileNotFoundError:
+            return  # an empty folder: a write that never started
+        except (OSError, ValueError) as err:
+            out.damaged[(key, probe)] = f"{out.paths[key]}: its metadata cannot be read ({type(err).__name__})"
+            return
+        record = Record.from_attrs(attrs)
+        if record is None:
+            if attrs.get("batch_complete") == 1:
+                out.damaged[(key, probe)] = f"{out.paths[key]}: its record cannot be read"
+            return  # no completion mark: a write that did not finish, absent by design
+        if verify and record.status == "ok":
+            reason = self._verify(folder, record)
+            if reason:
+                out.damaged[(key, probe)] = f"{record.path}: {reason}"
+                return
+        out.records[(key, probe)] = record
+
+    def _path_of(self, key: str) -> str:
+        try:
+            return str(group_attrs(self.path / "checkpoints" / key).get("path", key))
+        except (OSError, ValueError):
+            return key
+
+    def verify(self, key: str, probe: str, record: Record) -> str:
+        """``""`` when the stored result still matches ``record``'s checksum, else why not."""
+        return self._verify(self.path / "checkpoints" / key / probe, record)
+
+    def _verify(self, folder: Path, record: Record) -> str:
+        if not record.digest:
+            return "no checksum (written by an older dynprobe)"
+        try:
+            found = result_digest(folder)
+        except (OSError, ValueError) as err:
+            return f"its files cannot be read ({type(err).__name__})"
+        return "" if found == record.digest else "checksum mismatch: a chunk or array was changed or lost"
+
+    def records(self) -> dict[tuple[str, str], Record]:
+        """Every complete, verified record, by (checkpoint key, probe)."""
+        return self.scan().records
+
+    def write(self, key: str, probe: str, record: Record, ds: xr.Dataset | None) -> bool:
+        """Write one (checkpoint, probe) result — the Dataset first, then its checksum and the
+        record that marks it complete — or only the record for a failure.
+
+        A failure never replaces an intact result of the same file and parameters (a probe
+        that timed out this time, a worker that died after writing): that result is kept and
+        ``False`` returned."""
         group = f"checkpoints/{key}/{probe}"
-        self._zarr("a", f"checkpoints/{key}").attrs.update({"path": record.path})
+        folder = self.path / group
+        if ds is None:
+            kept = self.scan_one(key, probe)
+            if kept is not None and kept.status == "ok" and kept.sha256 == record.sha256 and kept.params == record.params:
+                return False
+        self._ensure_group(self.path / "checkpoints" / key, {"path": record.path})
         if ds is not None:
             clean = ds.copy()
             clean.attrs = {k: v for k, v in ds.attrs.items() if not k.startswith("batch_")}
             _vlen_strings(clean).to_zarr(str(self.path), group=group, mode="w", consolidated=False)
-            self._zarr("r+", group).attrs.update(record.attrs())
+            self._zarr("r+", group).attrs.update(replace(record, digest=result_digest(folder)).attrs())
         else:
             self._zarr("w", group).attrs.update(record.attrs())
+        return True
 
-    def write_index(self) -> xr.Dataset:
+    def write_index(self, scan: Scan | None = None) -> xr.Dataset:
         """Rebuild ``index/`` from the records; return it."""
-        index = index_dataset(self.records())
+        index = (scan or self.scan()).index()
         _vlen_strings(index).to_zarr(str(self.path), group="index", mode="w", consolidated=False)
         return index
 
@@ -149,152 +251,3 @@ class BatchStore:
             ds = ds.load()
         ds.attrs = {k: v for k, v in ds.attrs.items() if not k.startswith("batch_")}
         return ds
-
-
-def _labelled(values: Any, long_name: str, units: str = "1") -> tuple[Any, dict[str, str]]:
-    return values, {"long_name": long_name, "units": units}
-
-
-def index_dataset(records: Mapping[tuple[str, str], Record], statuses: Mapping[tuple[str, str], str] | None = None,
-                  paths: Mapping[str, str] | None = None, probes: Iterable[str] | None = None) -> xr.Dataset:
-    """The index as a Dataset over ``checkpoint`` (the path) and ``probe``: file size, sha256,
-    epoch, step per checkpoint; status, error, elapsed time per (checkpoint, probe).
-
-    ``paths`` (group key → path) restricts the index to those checkpoints (all recorded ones
-    by default); ``statuses`` overrides the status of some entries (``skipped`` in a run's
-    summary); entries without a record are ``missing``.
-    """
-    if paths is None:
-        paths = {k: r.path for (k, _), r in records.items()}
-    keys = sorted(paths, key=lambda k: paths[k])
-    probes = sorted({p for _, p in records} if probes is None else set(probes))
-    statuses = statuses or {}
-    first = {k: next((records[(k, p)] for p in probes if (k, p) in records), None) for k in keys}
-
-    def per_ck(attr: str, empty: Any) -> list[Any]:
-        return [getattr(first[k], attr) if first[k] is not None else empty for k in keys]
-
-    def grid(attr: str, empty: Any, dtype: Any) -> np.ndarray:
-        cells = [[getattr(records[(k, p)], attr) if (k, p) in records else empty for p in probes] for k in keys]
-        return np.array(cells, dtype=dtype).reshape(len(keys), len(probes))
-
-    status = grid("status", "missing", object)
-    for (k, p), value in statuses.items():
-        if k in keys and p in probes:
-            status[keys.index(k), probes.index(p)] = value
-    error, elapsed = grid("error", "", object), grid("elapsed_s", np.nan, np.float64)
-    dims = ("checkpoint", "probe")
-    return xr.Dataset(
-        {
-            "status": (dims, *_labelled(status, "ok / error / skipped (unchanged since a complete run) / missing")),
-            "error": (dims, *_labelled(error, "error text (empty when ok)")),
-            "elapsed_s": (dims, *_labelled(elapsed, "wall time of the probe (NaN: no record)", "s")),
-            "file_size": ("checkpoint", *_labelled(np.array(per_ck("size", -1), dtype=np.int64), "file size", "byte")),
-            "sha256": ("checkpoint", *_labelled(np.array(per_ck("sha256", ""), dtype=object), "sha256 of the file")),
-            "epoch": ("checkpoint", *_labelled(np.array(per_ck("epoch", -1), dtype=np.int64), "epoch (-1: unknown)")),
-            "step": ("checkpoint", *_labelled(np.array(per_ck("step", -1), dtype=np.int64), "step (-1: unknown)")),
-            "key": ("checkpoint", *_labelled(np.array(keys, dtype=object), "group name in the store")),
-        },
-        coords={
-            "checkpoint": ("checkpoint", *_labelled(np.array([paths[k] for k in keys], dtype=object),
-                                                    "checkpoint file")),
-            "probe": ("probe", *_labelled(np.array(probes, dtype=object), "probe")),
-        },
-    )
-
-
-def _order(records: list[Record]) -> list[int]:
-    """Checkpoints by epoch, then step, then path with numbers compared as numbers."""
-
-    def natural(path: str) -> list[Any]:
-        return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", path) if t]
-
-    def rank(value: int) -> tuple[int, int]:
-        return (0, value) if value >= 0 else (1, 0)
-
-    return sorted(range(len(records)), key=lambda i: (rank(records[i].epoch), rank(records[i].step),
-                                                      natural(records[i].path)))
-
-
-def _stack(datasets: list[xr.Dataset], records: list[Record]) -> xr.Dataset:
-    """Concatenate one probe's results along ``checkpoint``; attrs that differ between
-    checkpoints (fingerprint, elapsed time, ...) become coordinates along it."""
-    varying = {}
-    for key in datasets[0].attrs:
-        values = [ds.attrs.get(key) for ds in datasets]
-        if any(not np.array_equal(np.asarray(v, dtype=object), np.asarray(values[0], dtype=object)) for v in values):
-            if all(np.ndim(v) == 0 and v is not None for v in values):
-                varying[key] = values
-    paths = [r.path for r in records]
-    coords: dict[str, Any] = {
-        "checkpoint": ("checkpoint", np.array(paths, dtype=object), {"long_name": "checkpoint file", "units": "1"}),
-        "checkpoint_sha256": ("checkpoint", np.array([r.sha256 for r in records], dtype=object),
-                              {"long_name": "sha256 of the checkpoint file", "units": "1"}),
-    }
-    for what in ("epoch", "step"):
-        values = [getattr(r, what) for r in records]
-        if all(v >= 0 for v in values):
-            coords[what] = ("checkpoint", np.array(values, dtype=np.int64), {"long_name": what, "units": "1"})
-    for key, values in varying.items():
-        name = key if key not in datasets[0].variables and key not in coords else f"attr_{key}"
-        coords[name] = ("checkpoint", np.array(values, dtype=object if isinstance(values[0], str) else None),
-                        {"long_name": f"{key} of each checkpoint's result",
-                         "units": "s" if key == "elapsed_s" else "1"})
-    try:
-        out = xr.concat(datasets, dim="checkpoint", join="exact", combine_attrs="drop_conflicts",
-                        coords="minimal", compat="override", data_vars="all")
-    except ValueError as err:
-        warnings.warn(f"open_batch: probe {datasets[0].attrs.get('probe', '?')!r}: checkpoints differ in size "
-                      f"({err}); padding with NaN along the differing dimensions", RuntimeWarning, stacklevel=3)
-        out = xr.concat(datasets, dim="checkpoint", join="outer", combine_attrs="drop_conflicts",
-                        coords="minimal", compat="override", data_vars="all")
-    out = out.assign_coords(coords)
-    out.attrs.update({k: f"per checkpoint: see coordinate {k if k in out.coords else 'attr_' + k}" for k in varying})
-    return out
-
-
-def open_batch(store: str | Path) -> xr.DataTree:
-    """Read a batch store: one child per probe with its results along ``checkpoint``.
-
-    The ``checkpoint`` coordinate holds the file paths; ``epoch`` / ``step`` coordinates are
-    added when every checkpoint has one (from the file or its name); ``checkpoint_sha256``
-    identifies the exact file analysed. Only complete, successful results are included; the
-    ``index`` child lists every checkpoint and probe with its status and error text.
-
-    Parameters
-    ----------
-    store
-        The ``out`` of :func:`dynprobe.batch` (a ``.zarr`` directory).
-
-    Returns
-    -------
-    xarray.DataTree
-        Children ``PROBE`` (dims ``checkpoint`` + the probe's own) and ``index``
-        (dims ``checkpoint``, ``probe``).
-
-    Example
-    -------
-    >>> tree = dynprobe.open_batch("runs.zarr")
-    >>> tree["lyapunov"].ds.exponent_mean.sel(exponent=1).plot(x="epoch")
-    """
-    bs = BatchStore(store)
-    if not (bs.path / "zarr.json").exists():
-        raise DynprobeError(f"no batch store at {str(bs.path)!r}; write one with dynprobe batch ... --out {bs.path}")
-    root = bs._zarr("r")
-    if root.attrs.get("dynprobe_batch") is None:
-        raise DynprobeError(f"{str(bs.path)!r} is a Zarr store but not a dynprobe batch store")
-    records = bs.records()
-    children: dict[str, xr.Dataset] = {}
-    for probe in sorted({p for _, p in records}):
-        done = [(k, r) for (k, p), r in records.items() if p == probe and r.status == "ok"]
-        if not done:
-            continue
-        order = _order([r for _, r in done])
-        done = [done[i] for i in order]
-        with ThreadPoolExecutor(max_workers=8) as pool:  # reads wait on Zarr's I/O loop, not the CPU
-            datasets = list(pool.map(bs.open_result, [k for k, _ in done], [probe] * len(done)))
-        children[probe] = _stack(datasets, [r for _, r in done])
-    children["index"] = index_dataset(records)
-    tree = xr.DataTree.from_dict(children)
-    tree.attrs = {k: v for k, v in root.attrs.asdict().items()}
-    return tree

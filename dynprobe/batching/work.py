@@ -1,10 +1,13 @@
 """What a Dask worker does for one checkpoint: read it once, hash it, load it safely, run
-each probe — and turn every failure into a recorded error instead of an exception.
+each probe under its time limit — and turn every failure into a recorded error instead of an
+exception.
 
-The functions here run in worker processes, which load their plugins from their own entry
-points (:func:`worker_report` is what the driver asks each worker before submitting work).
-Each worker writes its own checkpoint's groups to the store (distinct groups: no two writers
-share one), so writing scales with the workers and only small records travel back.
+The functions here run in worker processes (or in the driving process with ``workers=0``),
+which load their plugins from their own entry points (:func:`worker_report` is what the
+driver asks each worker before submitting work). Each worker writes its own checkpoint's
+groups to the store as each probe finishes (distinct groups: no two writers share one), so a
+probe that hangs or a worker that dies loses only what was not finished, writing scales with
+the workers, and only small records travel back.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import torch
 import xarray as xr
 from torch import nn
 
+from ..deadline import call_with_deadline
 from .store import BatchStore, Record
 
 __all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoint", "write_outcome", "worker_report",
@@ -28,6 +32,8 @@ __all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoi
            "file_sha256"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_ABOUT_THE_CODE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+"""Warnings about library code, not about a result: not recorded with it."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +81,15 @@ class CheckpointOutcome:
     probes: dict[str, ProbeOutcome] = field(default_factory=dict)
 
     def record(self, name: str, params: str) -> Record:
-        """The store record of probe ``name`` (``params``: the JSON identifying the result)."""
+        """The store record of probe ``name`` (``params``: the JSON identifying the result).
+        Which code made the result is read from the result itself (its provenance attrs)."""
         o = self.probes[name]
+        made = o.dataset.attrs if o.dataset is not None else {}
         return Record(path=self.path, size=self.size, sha256=self.sha256, status=o.status, error=o.error,
-                      elapsed_s=float(o.elapsed_s + self.load_s), epoch=-1 if self.epoch is None else int(self.epoch),
-                      step=-1 if self.step is None else int(self.step), params=params, warnings=o.warnings)
+                      elapsed_s=o.elapsed_s + self.load_s, epoch=-1 if self.epoch is None else self.epoch,
+                      step=-1 if self.step is None else self.step, params=params, warnings=o.warnings,
+                      dynprobe_version=str(made.get("dynprobe_version", "")), plugin=str(made.get("plugin", "")),
+                      plugin_version=str(made.get("plugin_version", "")))
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -96,46 +106,83 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-def analyse_checkpoint(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOptions,
-                       store: str | None = None, key: str = "", identity: Mapping[str, str] | None = None
-                       ) -> CheckpointOutcome:
-    """Read ``path`` once (hash and load from the same bytes), wrap it, run ``probes``, and
-    with ``store`` write each result under group ``key`` (see :func:`write_outcome`).
+def one_line_text(err: BaseException) -> str:
+    """The first line of ``err``'s message (dynprobe's own errors are one line already)."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
 
-    Never raises for a bad checkpoint or a failing probe: the outcome records the error (one
-    line naming the file) for every probe it concerns. Sets one torch thread: a worker thread
-    is one core's worth of work.
+
+def analyse_checkpoint(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOptions,
+                       store: str | None = None, key: str = "", identity: Mapping[str, str] | None = None,
+                       timeout: float | None = None) -> CheckpointOutcome:
+    """Read ``path`` once (hash and load from the same bytes), wrap it, run ``probes`` (each
+    under ``timeout`` seconds), and with ``store`` write each result under group ``key`` as
+    soon as its probe finishes (see :func:`write_outcome`).
+
+    Never raises for a bad checkpoint or a failing, crashing or hanging probe: the outcome
+    records the error (one line naming the file) for every probe it concerns. Sets one torch
+    thread: a worker thread is one core's worth of work.
     """
-    out = _analyse(path, probes, options)
-    if store is not None:
-        write_outcome(out, store, key, identity or {})
+    torch.set_num_threads(1)
+    out = CheckpointOutcome(path=path)
+    system = _load(out, probes, options)
+    for name, params in probes.items():
+        if system is not None:
+            out.probes[name] = _measure(path, name, system, params, timeout)
+        if store is not None:
+            write_outcome(out, store, key, identity or {}, only=name)
     return out
 
 
-def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mapping[str, str]) -> None:
+def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mapping[str, str],
+                  only: str | None = None) -> None:
     """Write each probe's Dataset then its record (marking it complete), or the error record;
     drop the Datasets from ``out`` once written. A write that fails turns the probe's outcome
-    into an error left for the driver to record."""
+    into an error left for the driver to record. ``only``: just that probe."""
     start = time.perf_counter()
     bs = BatchStore(store)
     for name, o in out.probes.items():
+        if (only is not None and name != only) or o.written:
+            continue
         try:
             bs.write(key, name, out.record(name, identity.get(name, "")), o.dataset)
             o.written = True
         except Exception as err:  # noqa: BLE001 - e.g. the store is not visible from this worker
             o.status, o.error = "error", f"{out.path}: cannot write the result to {store} ({one_line(err)})"
         o.dataset = None
-    out.write_s = time.perf_counter() - start
+    out.write_s += time.perf_counter() - start
 
 
-def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOptions) -> CheckpointOutcome:
-    from ..api import run, wrap
+def _measure(path: str, name: str, system: Any, params: Mapping[str, Any], timeout: float | None) -> ProbeOutcome:
+    """One probe on one checkpoint, under its time limit, with its warnings collected."""
+    from ..api import run
+    from ..timings import format_duration
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        done = call_with_deadline(lambda: run(name, system, **params), timeout, name=f"dynprobe probe {name}")
+    if done.timed_out:
+        outcome = ProbeOutcome("error", error=f"{path}: probe {name!r} timed out after "
+                                              f"{format_duration(timeout or 0)} (--timeout)")
+    elif done.error is not None:
+        outcome = ProbeOutcome("error", error=f"{path}: probe {name!r} failed: {one_line(done.error)}")
+    else:
+        outcome = ProbeOutcome("ok", dataset=done.value)
+    outcome.elapsed_s = done.elapsed_s
+    about_the_result = [w for w in caught if str(w.message) and not issubclass(w.category, _ABOUT_THE_CODE)]
+    outcome.warnings = "; ".join(sorted({str(w.message).splitlines()[0] for w in about_the_result}))
+    return outcome
+
+
+def _load(out: CheckpointOutcome, probes: Mapping[str, Any], options: LoadOptions) -> Any:
+    """The checkpoint's System, filling ``out``'s file identity; ``None`` (every probe's
+    outcome an error naming the file) when it cannot be loaded."""
+    from ..api import wrap
     from ..checkpoints import read_checkpoint
     from ..drives import parse_drive
     from ..errors import DynprobeError
 
-    torch.set_num_threads(1)
-    out = CheckpointOutcome(path=path)
+    path = out.path
     start = time.perf_counter()
     try:
         data = Path(path).read_bytes()
@@ -146,30 +193,20 @@ def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOp
         system = wrap(ckpt.module, dtype=_DTYPES[options.dtype])
         if options.drive is not None:
             system = system.with_drive(parse_drive(options.drive))
-    except Exception as err:  # noqa: BLE001 - a bad checkpoint is recorded, the run goes on
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 - a bad checkpoint is recorded, the run goes on
         if isinstance(err, OSError):
             text = f"{path}: unreadable ({err.strerror or err})"
         elif isinstance(err, DynprobeError):
-            text = str(err) if path in str(err) else f"{path}: {err}"
+            text = one_line_text(err) if path in str(err) else f"{path}: {one_line_text(err)}"
         else:
             text = f"{path}: {one_line(err)}"
         out.load_s = time.perf_counter() - start
         out.probes = {name: ProbeOutcome("error", error=text) for name in probes}
-        return out
+        return None
     out.load_s = time.perf_counter() - start
-    for name, params in probes.items():
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                ds = run(name, system, **params)
-                outcome = ProbeOutcome("ok", dataset=ds)
-            except Exception as err:  # noqa: BLE001 - one probe never loses the others
-                outcome = ProbeOutcome("error", error=f"{path}: probe {name!r} failed: {one_line(err)}")
-        outcome.elapsed_s = time.perf_counter() - t0
-        outcome.warnings = "; ".join(sorted({str(w.message).splitlines()[0] for w in caught}))
-        out.probes[name] = outcome
-    return out
+    return system
 
 
 def worker_report() -> dict[str, Any]:
@@ -182,4 +219,5 @@ def worker_report() -> dict[str, Any]:
     # that the first checkpoint's elapsed time measures its probes
     torch.func.jvp(torch.sin, (torch.zeros(1),), (torch.ones(1),))
     return {"probes": sorted(reg.probes()), "failures": [f"{f.plugin}: {f.error}" for f in reg.failures],
-            "dynprobe": __version__, "torch": str(torch.__version__)}
+            "dynprobe": __version__, "torch": str(torch.__version__),
+            "versions": {name: probe.version for name, probe in reg.probes().items()}}
