@@ -188,6 +188,7 @@ def batch(
     dtype: str = "float64",
     drive: str | None = None,
     progress: bool | None = None,
+    **load: Any,
 ) -> BatchSummary:
     """Run probes over many checkpoints on Dask, writing a resumable Zarr store.
 
@@ -223,6 +224,10 @@ def batch(
         sequence file (visible to the workers).
     progress
         Progress bar: ``None`` shows one on a terminal (stderr) only.
+    **load
+        Further loading options of :class:`dynprobe.intake.LoadOptions`, as ``dynprobe run``
+        and ``diagnose`` take them: ``module``, ``path``, ``device``, ``vocab``, ``encoder``,
+        ``cycle``, ``model_kwargs`` (the factory's arguments).
 
     Returns
     -------
@@ -243,10 +248,13 @@ def batch(
         raise DynprobeError(f"batch: dtype={dtype!r}; pass 'float64' or 'float32'")
     resolved = _resolve_probes(probes, probe_params)
     files = expand_paths(paths)
+    try:
+        options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
+                              allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive, **load)
+    except TypeError as err:
+        raise DynprobeError(f"batch: {err}; loading options: {', '.join(LoadOptions.__dataclass_fields__)}") from None
     if drive is not None:
-        parse_drive(drive)  # a typo fails here, not once per checkpoint
-    options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
-                          allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive)
+        parse_drive(drive, vocab=options.vocab)  # a typo fails here, not once per checkpoint
     identity = {name: to_json({"probe": p, "load": options.describe()}) for name, p in resolved.items()}
     store = BatchStore(out)
     store.create(resolved)

@@ -12,42 +12,20 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import xarray as xr
-from torch import nn
 
+from ..intake import LoadOptions
 from .store import BatchStore, Record
 
 __all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoint", "write_outcome", "worker_report",
            "one_line",
            "file_sha256"]
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How every checkpoint of a run is loaded (see :func:`dynprobe.checkpoints.read_checkpoint`)."""
-
-    factory: str | Callable[..., nn.Module] | None = None
-    trust_pickle: bool = False
-    nonlinearity: str | None = None
-    allow_nonfinite: bool = False
-    dtype: str = "float64"
-    drive: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able form, part of what identifies a result (a changed option recomputes)."""
-        factory = self.factory if isinstance(self.factory, str) or self.factory is None else (
-            f"{getattr(self.factory, '__module__', '?')}:{getattr(self.factory, '__qualname__', repr(self.factory))}")
-        return {"factory": factory, "trust_pickle": self.trust_pickle, "nonlinearity": self.nonlinearity,
-                "allow_nonfinite": self.allow_nonfinite, "dtype": self.dtype, "drive": self.drive}
-
 
 @dataclass
 class ProbeOutcome:
@@ -129,10 +107,9 @@ def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mappin
 
 
 def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOptions) -> CheckpointOutcome:
-    from ..api import run, wrap
-    from ..checkpoints import read_checkpoint
-    from ..drives import parse_drive
+    from ..api import run
     from ..errors import DynprobeError
+    from ..intake import resolve
 
     torch.set_num_threads(1)
     out = CheckpointOutcome(path=path)
@@ -140,12 +117,12 @@ def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOp
     try:
         data = Path(path).read_bytes()
         out.size, out.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        ckpt = read_checkpoint(path, data=data, factory=options.factory, trust_pickle=options.trust_pickle,
-                               nonlinearity=options.nonlinearity, allow_nonfinite=options.allow_nonfinite)
-        out.epoch, out.step = ckpt.epoch, ckpt.step
-        system = wrap(ckpt.module, dtype=_DTYPES[options.dtype])
-        if options.drive is not None:
-            system = system.with_drive(parse_drive(options.drive))
+        with warnings.catch_warnings(record=True) as load_warnings:
+            warnings.simplefilter("always")
+            loaded = resolve(path, options, data=data)
+        system, ckpt = loaded.system, loaded.checkpoint
+        out.epoch, out.step = (ckpt.epoch, ckpt.step) if ckpt is not None else (None, None)
+        loading_notes = sorted({str(w.message).splitlines()[0] for w in load_warnings})
     except Exception as err:  # noqa: BLE001 - a bad checkpoint is recorded, the run goes on
         if isinstance(err, OSError):
             text = f"{path}: unreadable ({err.strerror or err})"
@@ -167,7 +144,7 @@ def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOp
             except Exception as err:  # noqa: BLE001 - one probe never loses the others
                 outcome = ProbeOutcome("error", error=f"{path}: probe {name!r} failed: {one_line(err)}")
         outcome.elapsed_s = time.perf_counter() - t0
-        outcome.warnings = "; ".join(sorted({str(w.message).splitlines()[0] for w in caught}))
+        outcome.warnings = "; ".join([*loading_notes, *sorted({str(w.message).splitlines()[0] for w in caught})])
         out.probes[name] = outcome
     return out
 

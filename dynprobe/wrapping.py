@@ -1,0 +1,121 @@
+"""How :func:`dynprobe.wrap` turns a module into a System: adapters first, then — for a model
+that is not itself recurrent — its recurrent core (:func:`dynprobe.recurrent.split`), with the
+readout after it attached and token ids bound to the encoder before it.
+
+Also the precision rule: half precision is refused for analysis. QR (``geqrf``) and the
+eigen-solvers the probes use have no float16/bfloat16 kernels on the CPU, and 3 significant
+digits cannot resolve a Lyapunov exponent; weights trained in half precision are cast exactly
+to float32 or float64, so wrapping with ``dtype=torch.float32`` loses nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .errors import DriveError, ProbeParameterError, UnsupportedModuleError
+from .recurrent import Parts, candidates, split, verify_encoder
+from .system import System
+from .tokendrive import TokenDrive, TokenSequence, check_ids
+
+__all__ = ["check_dtype", "wrap_parts", "attach_head", "bind_tokens", "Head"]
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def check_dtype(dtype: torch.dtype) -> None:
+    """Refuse precisions the analysis cannot use, in one line saying what to pass instead."""
+    name = str(dtype).removeprefix("torch.")
+    if dtype in _HALF:
+        raise ProbeParameterError(
+            f"dtype={name} is too coarse for dynamical analysis (no QR or eigen-solvers in half precision, ~3 "
+            "significant digits); the weights are cast exactly to float32 or float64: pass dtype=torch.float32 "
+            "(or float64)")
+    if dtype.is_complex or not dtype.is_floating_point:
+        raise ProbeParameterError(f"dtype={name}: a System's state is real floating point; pass torch.float64 or "
+                                  "torch.float32")
+
+
+class Head(nn.Module):
+    """A model's readout after its recurrent core, applied to what the core outputs
+    (``select(h)``: the top layer's ``h`` of an ``nn.LSTM``), as an ``nn.Module`` so that
+    the System casts it with its own dtype and device."""
+
+    def __init__(self, select: Callable[[Tensor], Tensor], decoder: nn.Module) -> None:
+        super().__init__()
+        self.select = select
+        self.decoder = decoder
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.decoder(self.select(h))
+
+
+def attach_head(system: System, parts: Parts) -> System:
+    """The System with ``parts.readout`` applied to its own readout, when that fits (the
+    decoder accepts the core's output); unchanged otherwise."""
+    if parts.readout is None or system.readout is None:
+        return system
+    probe = torch.zeros(1, system.state_dim, dtype=system.dtype, device=system.device)
+    head = Head(system.readout, parts.readout)
+    try:
+        with torch.no_grad():
+            head.to(dtype=system.dtype)(probe)
+    except Exception:  # noqa: BLE001 - a readout that does not take the core's output is not attached
+        return system
+    return system.with_readout(head)
+
+
+def _adapt(module: Any, options: dict[str, Any]) -> System:
+    from .registry import registry
+
+    return registry().adapt(module, options)
+
+
+def wrap_parts(module: nn.Module, *, core: str | None = None,
+               options: dict[str, Any] | None = None) -> tuple[System, Parts | None]:
+    """A System for ``module`` and, when its recurrent core had to be found inside it, the split.
+
+    With ``core`` (a submodule name) the split is taken as given. Otherwise the adapters are
+    tried on the whole module first — a custom cell that calls an ``nn.LSTMCell`` inside its
+    own forward is a cell, not a container — and only a module that no adapter accepts is split.
+    """
+    options = dict(options or {})
+    if core is None:
+        try:
+            return _adapt(module, options), None
+        except UnsupportedModuleError as err:
+            if not isinstance(module, nn.Module) or not candidates(module):
+                raise
+            try:
+                parts = split(module)
+            except UnsupportedModuleError as split_err:
+                raise split_err from err
+    else:
+        parts = split(module, core)
+    system = _adapt(parts.core, {**options, "name": None})
+    system = system._replace(name=f"{parts.model}.{parts.name}: {system.name}")
+    return attach_head(system, parts), parts
+
+
+def bind_tokens(drive: TokenDrive, module: Any, parts: Parts | None,
+                encoder: Callable[[Tensor], Tensor] | None = None) -> tuple[TokenSequence, str]:
+    """Bind token ids to ``encoder`` (default: the encoder before the model's core), checked
+    against the model's own forward where it can be run; returns the drive and how it was checked."""
+    encode = encoder if encoder is not None else (parts.encoder if parts is not None else None)
+    if encode is None:
+        what = parts.describe() if parts is not None else type(module).__name__
+        raise DriveError(
+            f"drive 'tokens': token ids {list(drive.ids.shape)} need an encoder, but {what} has none in front of its "
+            "recurrent core; pass tokens(ids, encoder=fn) with fn mapping ids [time, batch] to inputs "
+            "[time, batch, M] (CLI: --encoder PKG.MOD:FN)")
+    check_ids(drive.ids, encode)
+    note = "given"
+    if isinstance(module, nn.Module) and parts is not None and parts.name:
+        note = verify_encoder(module, parts, drive.ids[:8], encode)
+        if note.startswith("not checked"):
+            warnings.warn(f"{parts.describe()}: encoder {note}", RuntimeWarning, stacklevel=3)
+    return drive.bind(encode), note
