@@ -11,20 +11,25 @@ to float32 or float64, so wrapping with ``dtype=torch.float32`` loses nothing.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from .errors import DriveError, ProbeParameterError, UnsupportedModuleError
+from .errors import DriveError, ProbeParameterError, UnsupportedModuleError, did_you_mean
 from .recurrent import Parts, candidates, split, verify_encoder
 from .system import System
 from .tokendrive import TokenDrive, TokenSequence, check_ids
 
-__all__ = ["check_dtype", "wrap_parts", "attach_head", "bind_tokens", "Head"]
+__all__ = ["check_dtype", "wrap_parts", "attach_head", "bind_tokens", "leaky", "Head", "CELL_OPTIONS"]
 
 _HALF = (torch.float16, torch.bfloat16)
+CELL_OPTIONS = ("step", "state", "state_names", "dt", "call_kwargs")
+"""Options of :func:`dynprobe.wrap` for custom cells (read by the generic adapter; ``alpha``
+applies to any System)."""
+_OPTIONS = ("state_dim", "input_dim", "name", *CELL_OPTIONS)
 
 
 def check_dtype(dtype: torch.dtype) -> None:
@@ -84,6 +89,22 @@ def wrap_parts(module: nn.Module, *, core: str | None = None,
     own forward is a cell, not a container — and only a module that no adapter accepts is split.
     """
     options = dict(options or {})
+    alpha = options.pop("alpha", None)
+    unknown = sorted(k for k, v in options.items() if k not in _OPTIONS and v is not None)
+    if unknown:
+        raise ProbeParameterError(f"wrap: unknown option(s) {', '.join(unknown)}; cell options: "
+                                  f"{', '.join((*CELL_OPTIONS, 'alpha'))}{did_you_mean(unknown[0], CELL_OPTIONS)}")
+    system, parts = _wrap_parts(module, core, options)
+    cell = [k for k in CELL_OPTIONS if options.get(k) is not None]
+    if cell and system.arch.source == "dynprobe.plugins.adapters.torch_rnn":
+        raise ProbeParameterError(f"wrap: {', '.join(cell)} describe a custom cell, but {system.name} is a built-in "
+                                  "module that dynprobe re-expresses exactly; leave them out")
+    if alpha is not None:
+        system = leaky(system, float(alpha))
+    return system, parts
+
+
+def _wrap_parts(module: nn.Module, core: str | None, options: dict[str, Any]) -> tuple[System, Parts | None]:
     if core is None:
         try:
             return _adapt(module, options), None
@@ -99,6 +120,22 @@ def wrap_parts(module: nn.Module, *, core: str | None = None,
     system = _adapt(parts.core, {**options, "name": None})
     system = system._replace(name=f"{parts.model}.{parts.name}: {system.name}")
     return attach_head(system, parts), parts
+
+
+def leaky(system: System, alpha: float) -> System:
+    """Leaky integration of any System: h' = (1 − α) h + α F(h, u), the Euler step of
+    τ dh/dt = −h + F(h, u) with α = dt/τ (fading-memory paper §2.1 treats such leaky cells)."""
+    if not 0.0 < alpha <= 1.0:
+        raise ProbeParameterError(f"wrap: alpha={alpha} must lie in (0, 1] (alpha = dt / tau)")
+    inner = system.step_fn
+
+    def step(h: Tensor, u: Tensor, p: Mapping[str, Tensor]) -> Tensor:
+        return (1.0 - alpha) * h + alpha * inner(h, u, p)
+
+    step.__qualname__ = f"leaky[{alpha}]{getattr(inner, '__qualname__', '')}"
+    arch = replace(system.arch, family="custom", nonlinearity="", source=f"{system.arch.source}+leaky")
+    return system._replace(step=step, arch=arch, name=f"{system.name} (leaky, alpha={alpha:g})",
+                           kind=f"{system.kind}+leaky[{alpha!r}]")
 
 
 def bind_tokens(drive: TokenDrive, module: Any, parts: Parts | None,
