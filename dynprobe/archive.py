@@ -208,9 +208,13 @@ def read_payload(path: Path, data: bytes, *, trust_pickle: bool = False,
     return obj, {}, "torch"
 
 
+_CAP = 16 << 30  # 2 billion float64 weights: far beyond any recurrent network one analyses whole
+
+
 def memory_limit() -> tuple[int, str]:
     """How many bytes of weights a checkpoint may declare, and where the limit comes from:
-    ``DYNPROBE_MAX_WEIGHT_BYTES`` when set, else half the memory the machine has available."""
+    ``DYNPROBE_MAX_WEIGHT_BYTES`` when set, else half the memory the machine has available,
+    at most 16 GiB."""
     env = os.environ.get("DYNPROBE_MAX_WEIGHT_BYTES")
     if env:
         try:
@@ -225,8 +229,8 @@ def memory_limit() -> tuple[int, str]:
     if available is None:
         with contextlib.suppress(ValueError, OSError, AttributeError):
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    if available is None:
-        return 1 << 36, "a 64 GiB default"
+    if available is None or available // 2 > _CAP:
+        return _CAP, "the 16 GiB default"
     return available // 2, f"half of the {_gib(available)} this machine has available"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -82,6 +83,12 @@ def take_load_options(kwargs: dict[str, Any], *, default_input: str | None = Non
     return LoadOptions(
         factory=kwargs.pop("factory"), trust_pickle=kwargs.pop("trust_pickle"), nonlinearity=kwargs.pop("nonlinearity"),
         allow_nonfinite=kwargs.pop("allow_nonfinite"), dtype=kwargs.pop("dtype"), drive=text,
-        module=kwargs.pop("module"), path=tuple(kwargs.pop("path")), device=kwargs.pop("device"),
+        module=kwargs.pop("module"), path=tuple(_absolute(p) for p in kwargs.pop("path")), device=kwargs.pop("device"),
         vocab=kwargs.pop("vocab"), encoder=kwargs.pop("encoder"), cycle=kwargs.pop("cycle_input"),
         model_kwargs=model_kwargs)
+
+
+def _absolute(path: str) -> str:
+    """A directory as an absolute path (batch workers may run elsewhere); unchanged if missing."""
+    resolved = Path(path).resolve()
+    return str(resolved) if resolved.is_dir() else path

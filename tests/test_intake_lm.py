@@ -283,3 +283,18 @@ def test_a_class_pickled_from_the_training_script_says_so(tmp_path: Path, monkey
     with pytest.raises(CheckpointError, match=r"the class __main__.ScriptLM is not importable: it was defined in the "
                                               r"script that saved the file .*save model.state_dict\(\)"):
         dynprobe.load_system(str(tmp_path / "script.pt"), trust_pickle=True)
+
+
+@pytest.mark.slow
+def test_batch_takes_the_same_options_and_gets_the_same_exponents(saved: dict, oracle, tmp_path: Path) -> None:
+    files = [str(saved[how]) for how in ("whole", "state_dict", "framework", "lightning")]
+    args = ["batch", *files, "--probe", "lyapunov", "--out", str(tmp_path / "runs.zarr"), "--workers", "1",
+            "--input", str(saved["tokens"]), "--trust-pickle", "--path", str(saved["code"])]
+    args += [f"--param=lyapunov.{k}={v}" for k, v in RUN.items()]
+    res = CliRunner().invoke(cli, args, terminal_width=200)
+    assert res.exit_code == 0, res.output
+    tree = dynprobe.open_batch(tmp_path / "runs.zarr")
+    exps = tree["lyapunov"].ds.exponents
+    assert exps.sizes["checkpoint"] == 4
+    for i in range(4):
+        torch.testing.assert_close(torch.as_tensor(exps.isel(checkpoint=i).values), oracle, rtol=0, atol=1e-10)
