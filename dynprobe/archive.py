@@ -51,17 +51,14 @@ PICKLE_REFUSAL = (
 _MAX_HEADER = 100 << 20  # a safetensors header above 100 MB is not a header
 
 
-class _AttributeDict(dict):  # type: ignore[type-arg]
-    """Stand-in for Lightning's ``AttributeDict``: the same items, no Lightning import."""
-
-
 _INERT: list[Any] = [
     argparse.Namespace,
     pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePosixPath, pathlib.PureWindowsPath,
     np.dtype, np.ndarray,
-    *[(_AttributeDict, name) for name in ("lightning.fabric.utilities.data.AttributeDict",
-                                          "lightning_fabric.utilities.data.AttributeDict",
-                                          "pytorch_lightning.utilities.parsing.AttributeDict")],
+    # Lightning's AttributeDict, read as the plain dict it subclasses (no Lightning import)
+    *[(dict, name) for name in ("lightning.fabric.utilities.data.AttributeDict",
+                                "lightning_fabric.utilities.data.AttributeDict",
+                                "pytorch_lightning.utilities.parsing.AttributeDict")],
 ]
 for _name, _attr in (("numpy._core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
                      ("numpy.core.multiarray", "scalar"), ("numpy.core.multiarray", "_reconstruct")):
@@ -203,8 +200,6 @@ def read_payload(path: Path, data: bytes, *, trust_pickle: bool = False,
         raise
     except Exception as err:  # noqa: BLE001 - every failure becomes one line naming the file
         raise _read_error(path, data, err) from err
-    if isinstance(obj, _AttributeDict):
-        obj = dict(obj)
     return obj, {}, "torch"
 
 

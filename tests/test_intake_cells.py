@@ -274,6 +274,8 @@ def test_ncps_ltc_liquid_time_constant_cell_with_a_fixed_dt() -> None:
     traj = _trajectory(system, h0, x.transpose(0, 1))
     torch.testing.assert_close(traj, torch.stack(seen), rtol=0, atol=1e-10)
     torch.testing.assert_close(traj[-1], h_final, rtol=0, atol=1e-10)
+    whole = dynprobe.wrap(model, dt=0.25)  # the sequence forward, stepped with a length-1 time axis
+    torch.testing.assert_close(_trajectory(whole, h0, x.transpose(0, 1)), traj, rtol=0, atol=1e-10)
 
 
 def test_mingru_stepped_through_its_sequence_forward() -> None:
@@ -309,6 +311,20 @@ def test_mamba_in_recurrent_mode_with_its_per_layer_caches() -> None:
         cache = [(h.reshape(B, 16, 4), conv.reshape(B, 16, 3)), (h1.reshape(B, 16, 4), conv1.reshape(B, 16, 3))]
         ys.append(model.step(x[:, t], cache)[0])
     torch.testing.assert_close(torch.stack(ys, 1), expected, rtol=0, atol=1e-10)
+
+
+def test_complex_parameters_are_refused_with_the_way_out() -> None:
+    class Rotation(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.hidden_size, self.input_size = 2, 1
+            self.lam = nn.Parameter(torch.tensor([0.9 + 0.1j, 0.8 - 0.2j]))
+
+        def forward(self, x, h):
+            return h, (self.lam * h.to(self.lam.dtype)).real
+
+    with pytest.raises(UnsupportedModuleError, match=r"complex parameters; .*\[Re h, Im h\] with System.from_step"):
+        dynprobe.wrap(Rotation())
 
 
 def test_a_cell_that_draws_noise_in_its_step_is_refused_with_the_reason() -> None:

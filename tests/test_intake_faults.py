@@ -179,3 +179,27 @@ def test_a_missing_path_directory_and_a_bad_device_are_one_line(tmp_path: Path) 
     with pytest.raises(DriveError, match="a text input needs the model's vocabulary"):
         (tmp_path / "t.txt").write_text("a b c")
         dynprobe.load_system(str(tmp_path / "g.pt"), drive=str(tmp_path / "t.txt"))
+
+
+def test_every_probe_refuses_a_drive_shorter_than_its_run_naming_both_lengths() -> None:
+    from dynprobe.registry import registry
+
+    system = dynprobe.wrap(nn.GRU(1, 3), dtype=torch.float64, drive=dynprobe.sequence(torch.randn(7, 2, 1)))
+    checked = []
+    for name, spec in registry().probes().items():
+        if spec.applies is not None and spec.applies(system):
+            continue
+        try:
+            params = dict(spec.suggest(system)) if spec.suggest is not None else {}
+        except dynprobe.errors.NotApplicable:
+            continue
+        try:
+            dynprobe.run(name, system, **params)
+        except DriveError as err:
+            assert re.search(r"has 7 steps but the run needs \d+; .*cycle=True", str(err)), (name, str(err))
+            checked.append(name)
+        except ProbeParameterError:
+            continue  # needs a task of another input size (trainability), not a longer drive
+        else:
+            pytest.fail(f"probe {name!r} ran on a 7-step drive")
+    assert {"lyapunov", "jacobian", "bifurcation", "entropy", "scrambling"} <= set(checked)

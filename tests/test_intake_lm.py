@@ -6,9 +6,9 @@ independent QR loop over the module's own ``nn.LSTM`` (issue 11's "done when")."
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,29 +20,10 @@ import dynprobe
 from dynprobe.cli import cli
 from dynprobe.errors import CheckpointError, DriveError, UnsupportedModuleError
 
-# A word-level LM written the way public training scripts write it (Embedding, a 2-layer LSTM
-# with dropout between layers, a Linear decoder; forward(input, hidden) returns log-probabilities
-# and the hidden state; the training script pickles the whole module with torch.save(model)).
-LM_SOURCE = textwrap.dedent('''
-    import torch.nn.functional as F
-    from torch import nn
-
-
-    class WordLM(nn.Module):
-        def __init__(self, ntoken=40, ninp=6, nhid=10, nlayers=2, dropout=0.3):
-            super().__init__()
-            self.ntoken = ntoken
-            self.drop = nn.Dropout(dropout)
-            self.encoder = nn.Embedding(ntoken, ninp)
-            self.rnn = nn.LSTM(ninp, nhid, nlayers, dropout=dropout)
-            self.decoder = nn.Linear(nhid, ntoken)
-
-        def forward(self, input, hidden):
-            emb = self.drop(self.encoder(input))
-            output, hidden = self.rnn(emb, hidden)
-            decoded = self.decoder(self.drop(output)).view(-1, self.ntoken)
-            return F.log_softmax(decoded, dim=1), hidden
-''')
+# The word-level LM of examples/word_lm, written the way public training scripts write it
+# (Embedding, a 2-layer LSTM with dropout between layers, a Linear decoder; forward(input, hidden)
+# returns log-probabilities and the hidden state; the script pickles the whole module).
+LM_SOURCE = (Path(__file__).resolve().parents[1] / "examples" / "word_lm" / "model.py").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +37,7 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     try:
         lmcode = importlib.import_module("lmcode")
         torch.manual_seed(0)
-        model = lmcode.WordLM()
+        model = lmcode.WordLM(40, ninp=6, nhid=10, nlayers=2, dropout=0.3)
         with torch.no_grad():
             model.rnn.weight_hh_l0.mul_(6.0)  # a livelier core than the initialization
             model.rnn.weight_hh_l1.mul_(6.0)
@@ -298,3 +279,42 @@ def test_batch_takes_the_same_options_and_gets_the_same_exponents(saved: dict, o
     assert exps.sizes["checkpoint"] == 4
     for i in range(4):
         torch.testing.assert_close(torch.as_tensor(exps.isel(checkpoint=i).values), oracle, rtol=0, atol=1e-10)
+
+
+def _train_example(out: Path):
+    path = Path(__file__).resolve().parents[1] / "examples" / "word_lm" / "train.py"
+    spec = importlib.util.spec_from_file_location("word_lm_train", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        return module.main(out, epochs=1)
+    finally:
+        sys.path.remove(str(path.parent))
+        sys.modules.pop("model", None)
+
+
+def test_the_readme_language_model_example_saves_what_the_readme_loads(tmp_path: Path) -> None:
+    model = _train_example(tmp_path)
+    code = Path(__file__).resolve().parents[1] / "examples" / "word_lm"
+    system = dynprobe.load_system(str(tmp_path / "model.pt"), trust_pickle=True, path=[code],
+                                  drive=str(tmp_path / "valid.txt"), vocab=tmp_path / "vocab.txt", dtype="float64")
+    sys.modules.pop("model", None)
+    assert system.name.startswith("WordLM.rnn: nn.LSTM(32, 32, num_layers=2")
+    ids = torch.load(tmp_path / "tokens.pt")
+    assert system.drive.ids.tolist() == ids.tolist()  # the text read with the vocabulary = the saved ids
+    torch.testing.assert_close(system.drive.inputs, model.encoder(ids).double().detach(), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_the_readme_language_model_command_runs(tmp_path: Path, monkeypatch) -> None:
+    _train_example(tmp_path / "lm_out")
+    monkeypatch.chdir(tmp_path)
+    code = Path(__file__).resolve().parents[1] / "examples" / "word_lm"
+    res = CliRunner().invoke(cli, ["diagnose", "lm_out/model.pt", "--trust-pickle", "--path", str(code), "--input",
+                                   "lm_out/valid.txt", "--vocab", "lm_out/vocab.txt", "--report", "lm_report.html"],
+                             terminal_width=200)
+    sys.modules.pop("model", None)
+    assert res.exit_code == 0, res.output
+    length = torch.load(tmp_path / "lm_out" / "tokens.pt").shape[0]
+    assert f"tokens({length}x1, encoder=Embedding(" in res.output and "regime" in res.output
+    assert (tmp_path / "lm_report.html").stat().st_size > 50_000
