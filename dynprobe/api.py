@@ -100,7 +100,7 @@ def wrap(
     >>> lm_system = dynprobe.wrap(lm, dtype=torch.float64, drive=dynprobe.tokens(ids))  # lm.encoder embeds ids
     """
     from .tokendrive import TokenDrive
-    from .wrapping import bind_tokens, check_dtype, wrap_parts
+    from .wrapping import analysis_dtype, bind_tokens, check_dtype, wrap_parts
 
     if dtype is not None:
         check_dtype(dtype)
@@ -122,10 +122,7 @@ def wrap(
     else:
         options = {"state_dim": state_dim, "input_dim": input_dim, "name": name, **cell}
         system, parts = wrap_parts(module_or_fn, core=core, options=options)
-    if dtype is None and system.dtype in (torch.float16, torch.bfloat16):
-        warnings.warn(f"wrap: {system.name} has {str(system.dtype).removeprefix('torch.')} weights; analysing it in "
-                      "float32 (an exact cast): pass dtype= to choose", RuntimeWarning, stacklevel=2)
-        dtype = torch.float32
+    dtype = analysis_dtype(system, dtype)
     if dtype is not None or device is not None:
         system = system.to(dtype=dtype, device=device)
     if readout is not None:

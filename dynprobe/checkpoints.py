@@ -57,7 +57,8 @@ class Checkpoint:
     :func:`dynprobe.recurrent.split`). ``epoch`` / ``step`` come from the file (keys ``epoch``,
     ``step``/``global_step``, or safetensors metadata) or else from its name (``epoch_012.pt``,
     ``step-3000.pt``); ``None`` when neither says. ``format`` is ``torch``, ``safetensors`` or
-    ``pickle``. ``warnings`` are one-line notes (e.g. an absurd epoch that was ignored).
+    ``pickle``. ``rebuilt``: the module was rebuilt from key names and shapes (no factory, no
+    pickle). ``warnings`` are one-line notes (e.g. an absurd epoch that was ignored).
     """
 
     module: nn.Module
@@ -67,6 +68,7 @@ class Checkpoint:
     step: int | None = None
     encoder: nn.Module | None = None
     readout: nn.Module | None = None
+    rebuilt: bool = False
     info: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -135,6 +137,7 @@ def read_checkpoint(
     nonlinearity: str | None = None,
     allow_nonfinite: bool = False,
     code_path: Sequence[str | Path] = (),
+    module: str | None = None,
     data: bytes | None = None,
 ) -> Checkpoint:
     """Load a checkpoint file without running pickled code, with its epoch / step.
@@ -156,6 +159,10 @@ def read_checkpoint(
         Accept NaN / inf weights (refused by default).
     code_path
         Directories searched (before the current one) for the user's classes and factories.
+    module
+        Which recurrent module of a state_dict holding several to rebuild (its prefix,
+        ``"encoder.rnn"``); for a factory's or a pickled module it is found later
+        (:func:`dynprobe.recurrent.split`).
     data
         The file's bytes when already read (the batch worker hashes and loads one read).
 
@@ -179,28 +186,32 @@ def read_checkpoint(
     obj, meta, fmt = read_payload(path, data, trust_pickle=trust_pickle, code_path=code_path)
     notes: list[str] = []
     nonlinearity = _first(nonlinearity, _recorded(meta, ("nonlinearity",)), _recorded(obj, ("nonlinearity",)))
-    module = find_module(obj)
-    encoder = readout = None
-    if module is not None:
+    found = find_module(obj)
+    encoder = readout = built = None
+    rebuilt = False
+    if found is not None:
         fmt = "pickle"
-        state = module.state_dict()
+        state = found.state_dict()
     else:
         state = find_state_dict(obj)
         if state is None:
-            raise CheckpointError(f"{path}: no state_dict of tensors found (top-level type {type(obj).__name__})")
+            raise CheckpointError(
+                f"{path}: no state_dict of tensors found (top-level type {type(obj).__name__}); expected a module's "
+                "state_dict, a checkpoint dict holding one (state_dict / model_state_dict / model), or a pickled module")
     check_sizes(str(path), state)
     _check_finite(str(path), state, allow_nonfinite)
-    if module is None:
+    if found is None:
         try:
             if factory is not None:
                 from .archive import user_code
 
                 with user_code(code_path):
-                    module = call_factory(factory, factory_kwargs)
-                load_strict(module, fit_prefix(module, state), what=f"the factory's {type(module).__name__}")
+                    built = call_factory(factory, factory_kwargs)
+                load_strict(built, fit_prefix(built, state), what=f"the factory's {type(built).__name__}")
             else:
-                module = infer_rnn(state, nonlinearity=nonlinearity)
-                encoder, readout = neighbours(state, module)
+                built = infer_rnn(state, nonlinearity=nonlinearity, name=module)
+                encoder, readout = neighbours(state, built, module)
+                rebuilt = True
         except CheckpointError as err:
             raise CheckpointError(f"{path}: {err}") from err
     epoch = _count("epoch", _first(_recorded(meta, ("epoch",)), _recorded(obj, ("epoch",))), notes)
@@ -212,8 +223,9 @@ def read_checkpoint(
         step = _count("step", m.group(1), notes)
     for note in notes:
         warnings.warn(f"{path}: {note}", RuntimeWarning, stacklevel=2)
-    return Checkpoint(module=module, path=str(path), format=fmt, epoch=epoch, step=step, encoder=encoder,
-                      readout=readout, info={"nonlinearity": nonlinearity} if nonlinearity else {},
+    return Checkpoint(module=found if found is not None else built, path=str(path), format=fmt, epoch=epoch, step=step,
+                      encoder=encoder, readout=readout, rebuilt=rebuilt,
+                      info={"nonlinearity": nonlinearity} if nonlinearity else {},
                       warnings=tuple(f"{path}: {n}" for n in notes))
 
 

@@ -29,9 +29,9 @@ _SPECS: list[tuple[list[str], dict[str, Any]]] = [
     (["--input", "input_"], {"default": None, "metavar": "INPUT", "help": INPUT_HELP}),
     (["--vocab"], {"default": None, "metavar": "FILE",
                    "help": "vocabulary of a text --input: one token per line (line number = id) or JSON {token: id}"}),
-    (["--encoder"], {"default": None, "metavar": "PKG.MOD:FN",
-                     "help": "function mapping token ids [time, batch] to inputs [time, batch, M] (default: the "
-                             "model's own encoder, e.g. its nn.Embedding)"}),
+    (["--encoder"], {"default": None, "metavar": "PKG.MOD:FN|NAME",
+                     "help": "function mapping token ids [time, batch] to inputs [time, batch, M], or a submodule "
+                             "of the model (default: the one in front of its recurrent core, e.g. its nn.Embedding)"}),
     (["--cycle-input"], {"is_flag": True, "default": False,
                          "help": "start the --input sequence again when a probe needs more steps than it holds"}),
     (["--factory"], {"default": None, "metavar": "PKG.MOD:FN",

@@ -22,16 +22,17 @@ from torch import nn
 from .archive import user_code
 from .checkpoints import Checkpoint, read_checkpoint
 from .drives import Drive, parse_drive
-from .errors import DriveError, DynprobeError, ProbeParameterError, UnknownNameError
+from .errors import CheckpointError, DriveError, ProbeParameterError, UnknownNameError
 from .recurrent import Parts
 from .statedict import call_factory, import_factory
 from .system import InitialState, System
 from .tokendrive import TokenDrive
-from .wrapping import attach_head, bind_tokens, check_dtype, wrap_parts
+from .wrapping import analysis_dtype, attach_head, bind_tokens, check_dtype, wrap_parts
 
 __all__ = ["LoadOptions", "Loaded", "resolve", "DTYPES", "parse_dtype", "parse_device"]
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".bin", ".tar")
 """The analysis precisions a front end offers (half precision is refused: see :func:`dynprobe.wrap`)."""
 
 
@@ -58,8 +59,9 @@ class LoadOptions:
         The System's precision (``float64``, ``float32``; ``None`` keeps the module's) and device.
     drive, vocab, encoder, cycle
         ``--input`` text (see :func:`dynprobe.drives.parse_drive`), the vocabulary of a text
-        input, the encoder of token ids (``package.module:fn``; default: the model's own), and
-        whether a short input is started again.
+        input, the encoder of token ids (``package.module:fn``, or the name of a submodule of
+        the model; default: the one in front of its recurrent core), and whether a short input
+        is started again.
     preset
         A bundled model's named preset.
     """
@@ -144,8 +146,10 @@ def _load_target(target: str, options: LoadOptions, data: bytes | None) -> tuple
     if data is not None or Path(target).exists():
         ckpt = read_checkpoint(target, factory=options.factory, factory_kwargs=kwargs, trust_pickle=options.trust_pickle,
                                nonlinearity=options.nonlinearity, allow_nonfinite=options.allow_nonfinite,
-                               code_path=options.path, data=data)
+                               code_path=options.path, module=options.module, data=data)
         return ckpt.module, {}, ckpt
+    if Path(target).suffix in _CHECKPOINT_SUFFIXES:
+        raise CheckpointError(f"{target}: no such file (in {Path.cwd()}); check the path")
     if ":" in target:
         with user_code(options.path):
             return call_factory(target, kwargs), {}, None
@@ -168,7 +172,14 @@ def _apply_defaults(system: System, defaults: Mapping[str, Any]) -> System:
 def _bind(drive: TokenDrive, loaded: Loaded, model: Any, options: LoadOptions) -> Drive:
     """Token ids through the user's ``--encoder`` or the model's own, checked against its forward."""
     encoder = None
-    if options.encoder is not None:
+    if options.encoder is not None and ":" not in options.encoder and isinstance(model, nn.Module):
+        try:
+            encoder = model.get_submodule(options.encoder)
+        except AttributeError:
+            names = [n for n, _ in model.named_children()]
+            raise DriveError(f"--encoder {options.encoder}: {type(model).__name__} has no submodule of that name "
+                             f"(its submodules: {', '.join(names) or 'none'}); or pass package.module:fn") from None
+    elif options.encoder is not None:
         with user_code(options.path):
             encoder = import_factory(options.encoder)
     elif loaded.parts is None or loaded.parts.encoder is None:
@@ -198,7 +209,8 @@ def resolve(target: str | nn.Module | System, options: LoadOptions | None = None
     if isinstance(obj, System):
         loaded = Loaded(obj, ckpt)
     else:
-        system, parts = wrap_parts(obj, core=options.module)
+        core = None if ckpt is not None and ckpt.rebuilt else options.module  # a rebuilt module is the core
+        system, parts = wrap_parts(obj, core=core)
         if parts is None and ckpt is not None and (ckpt.encoder is not None or ckpt.readout is not None):
             parts = Parts(core=obj, name="", encoder=ckpt.encoder, readout=ckpt.readout, model=Path(ckpt.path).name)
             system = attach_head(system, parts)
@@ -206,7 +218,7 @@ def resolve(target: str | nn.Module | System, options: LoadOptions | None = None
     if ckpt is not None:
         loaded.notes += list(ckpt.warnings)
     system = _apply_defaults(loaded.system, defaults)
-    dtype, device = parse_dtype(options.dtype), parse_device(options.device)
+    dtype, device = analysis_dtype(system, parse_dtype(options.dtype)), parse_device(options.device)
     if dtype is not None or device is not None:
         system = system.to(dtype=dtype, device=device)
     loaded.system = system
@@ -218,10 +230,3 @@ def resolve(target: str | nn.Module | System, options: LoadOptions | None = None
         loaded.system = system.with_drive(given)
     return loaded
 
-
-def one_line(err: BaseException) -> str:
-    """``Type: first line`` of an error that is not one of ours (ours are one line already)."""
-    if isinstance(err, DynprobeError):
-        return str(err)
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}".rstrip(": ")

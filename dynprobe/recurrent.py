@@ -13,7 +13,6 @@ the core records what the model actually feeds it for the same input, which must
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,7 +121,7 @@ def _core_input(model: nn.Module, core: nn.Module, x: Tensor) -> tuple[Tensor | 
     seen: list[Tensor] = []
 
     def hook(_module: nn.Module, args: tuple[Any, ...]) -> None:
-        if args and isinstance(args[0], Tensor) and not seen:
+        if args and isinstance(args[0], Tensor):
             seen.append(args[0].detach())
 
     handle = core.register_forward_pre_hook(hook)
@@ -141,32 +140,31 @@ def _core_input(model: nn.Module, core: nn.Module, x: Tensor) -> tuple[Tensor | 
             break
     finally:
         handle.remove()
-    return (seen[0] if seen else None), "; ".join(errors)
+    if not seen:
+        return None, "; ".join(errors)
+    if isinstance(core, nn.RNNCellBase) or len(seen) > 1:  # a cell called once per step: its inputs over time
+        return (torch.stack(seen) if all(s.shape == seen[0].shape for s in seen) else seen[0]), ""
+    return seen[0], ""
 
 
-def verify_encoder(model: nn.Module, parts: Parts, x: Tensor,
-                   encoder: Callable[[Tensor], Tensor] | None = None) -> str:
-    """Check that ``model``'s forward feeds its core ``encoder(x)`` (default: the split's own
-    encoder). Returns how it was checked, or why it could not be (the forward would not run
-    on ``x`` alone: then nothing contradicts the split). Raises
-    :class:`UnsupportedModuleError` when the forward feeds the core something else."""
-    encode = encoder or parts.encoder
-    if encode is None:
-        return "no encoder"
+def verify_encoder(model: nn.Module, parts: Parts, x: Tensor, expected: Tensor) -> str:
+    """Check that ``model``'s forward feeds its core ``expected`` (the encoder's output for
+    ``x``). Returns how it was checked, or why it could not be (the forward would not run on
+    ``x`` alone: then nothing contradicts the split). Raises :class:`UnsupportedModuleError`
+    when the forward feeds the core something else."""
     was = model.training
     model.eval()
     try:
         fed, why = _core_input(model, parts.core, x)
-        if fed is None:
-            return f"not checked against {parts.model}.forward ({why or 'the core was not called'})"
-        with torch.no_grad():
-            ours = encode(x)
     finally:
         model.train(was)
+    if fed is None:
+        return f"not checked against {parts.model}.forward ({why or 'the core was not called'})"
     if getattr(parts.core, "batch_first", False) and fed.ndim == 3:
         fed = fed.transpose(0, 1)
-    if ours.shape != fed.shape or not torch.allclose(ours.to(fed.dtype), fed, rtol=1e-6, atol=1e-9):
-        diff = (f"max |difference| {float((ours.to(fed.dtype) - fed).abs().max()):.3g}" if ours.shape == fed.shape
+    ours = expected.to(fed.dtype) if fed.is_floating_point() else expected
+    if ours.shape != fed.shape or not torch.allclose(ours, fed.to(ours.dtype), rtol=1e-6, atol=1e-9):
+        diff = (f"max |difference| {float((ours - fed.to(ours.dtype)).abs().max()):.3g}" if ours.shape == fed.shape
                 else f"shape {list(fed.shape)}, not {list(ours.shape)}")
         raise UnsupportedModuleError(
             f"{parts.model}.forward feeds {parts.name!r} something other than the encoder's output ({diff}); "

@@ -108,14 +108,23 @@ def find_module(obj: Any) -> nn.Module | None:
     return None
 
 
-def rnn_prefix(state: Mapping[str, torch.Tensor]) -> str:
-    """The prefix under which the one ``nn.RNN/GRU/LSTM`` (or cell) of a state_dict was saved."""
+def rnn_prefix(state: Mapping[str, torch.Tensor], core: str | None = None) -> str:
+    """The prefix under which the ``nn.RNN/GRU/LSTM`` (or cell) of a state_dict was saved: the
+    only one, or the one named ``core`` (``"encoder.rnn"`` for keys ``encoder.rnn.weight_hh_l0``)."""
     prefixes = {k[: m.start()] for k in state if (m := RNN_KEY.search(k)) and "weight_hh" in k}
+    if core is not None:
+        wanted = f"{core.rstrip('.')}." if core else ""
+        if wanted not in prefixes:
+            raise CheckpointError(f"state_dict has no recurrent module {core!r}; it has "
+                                  f"{', '.join(repr(p.rstrip('.')) for p in sorted(prefixes)) or 'none'}")
+        return wanted
     if len(prefixes) != 1:
+        several = len(prefixes) > 1
         raise CheckpointError(
-            "state_dict does not look like one nn.RNN/GRU/LSTM (found weight_hh under prefixes "
-            f"{sorted(prefixes) or 'none'}); pass a factory package.module:function that builds the module"
-        )
+            f"state_dict does not look like one nn.RNN/GRU/LSTM (found weight_hh under prefixes {sorted(prefixes) or 'none'})"
+            + ("; name one with --module (Python: module=), e.g. --module " + sorted(prefixes)[0].rstrip(".")
+               if several else "")
+            + "; or pass a factory package.module:function that builds the module")
     return prefixes.pop()
 
 
@@ -129,13 +138,14 @@ def _pick(found: list[str], pattern: re.Pattern[str]) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
-def neighbours(state: Mapping[str, torch.Tensor], core: nn.Module) -> tuple[nn.Module | None, nn.Module | None]:
+def neighbours(state: Mapping[str, torch.Tensor], core: nn.Module,
+               name: str | None = None) -> tuple[nn.Module | None, nn.Module | None]:
     """The input encoder and readout saved beside the recurrent core of a state_dict, rebuilt
     when the keys leave no doubt: an ``nn.Embedding`` (a ``P.weight`` of shape [V, M] with no
     ``P.bias``, M the core's input size) and an ``nn.Linear`` head (``P.weight`` [K, H] with
     ``P.bias`` [K], H the core's output size). Several candidates: the one whose name says
     so (``encoder``, ``embedding``, ``decoder``, ``head``, ...); still several, or none: ``None``."""
-    prefix = rnn_prefix(state)
+    prefix = rnn_prefix(state, name)
     m_in = int(core.input_size)  # type: ignore[arg-type]
     h_out = int(getattr(core, "proj_size", 0) or core.hidden_size)  # type: ignore[arg-type]
     mats = {k[: -len(".weight")]: v for k, v in state.items()
@@ -156,7 +166,8 @@ def neighbours(state: Mapping[str, torch.Tensor], core: nn.Module) -> tuple[nn.M
     return encoder, readout
 
 
-def infer_rnn(state: Mapping[str, torch.Tensor], *, nonlinearity: str | None = None) -> nn.Module:
+def infer_rnn(state: Mapping[str, torch.Tensor], *, nonlinearity: str | None = None,
+              name: str | None = None) -> nn.Module:
     """Rebuild ``nn.RNN/GRU/LSTM`` (or a cell) from its state_dict keys and shapes.
 
     Only keys that name RNN weights (``weight_ih_l0``, ``rnn.bias_hh``, ...) are read, so a
@@ -165,7 +176,7 @@ def infer_rnn(state: Mapping[str, torch.Tensor], *, nonlinearity: str | None = N
     direction from ``_reverse``. A plain RNN's nonlinearity is not recorded in a state_dict:
     pass ``nonlinearity="tanh"`` or ``"relu"`` unless the checkpoint records it.
     """
-    prefix = rnn_prefix(state)
+    prefix = rnn_prefix(state, name)
     rnn_keys = [k for k in state if RNN_KEY.search(k)]
     sd = {k[len(prefix):]: state[k] for k in rnn_keys if k.startswith(prefix) and "." not in k[len(prefix):]}
     cell = "weight_hh" in sd

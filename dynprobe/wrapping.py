@@ -21,9 +21,9 @@ from torch import Tensor, nn
 from .errors import DriveError, ProbeParameterError, UnsupportedModuleError, did_you_mean
 from .recurrent import Parts, candidates, split, verify_encoder
 from .system import System
-from .tokendrive import TokenDrive, TokenSequence, check_ids
+from .tokendrive import TokenDrive, TokenSequence
 
-__all__ = ["check_dtype", "wrap_parts", "attach_head", "bind_tokens", "leaky", "Head", "CELL_OPTIONS"]
+__all__ = ["check_dtype", "analysis_dtype", "wrap_parts", "attach_head", "bind_tokens", "leaky", "Head", "CELL_OPTIONS"]
 
 _HALF = (torch.float16, torch.bfloat16)
 CELL_OPTIONS = ("step", "state", "state_names", "dt", "call_kwargs")
@@ -43,6 +43,19 @@ def check_dtype(dtype: torch.dtype) -> None:
     if dtype.is_complex or not dtype.is_floating_point:
         raise ProbeParameterError(f"dtype={name}: a System's state is real floating point; pass torch.float64 or "
                                   "torch.float32")
+
+
+def analysis_dtype(system: System, dtype: torch.dtype | None) -> torch.dtype | None:
+    """``dtype`` checked (:func:`check_dtype`); for a System left in half precision, float32 —
+    an exact cast of its weights — with a warning."""
+    if dtype is not None:
+        check_dtype(dtype)
+        return dtype
+    if system.dtype in _HALF:
+        warnings.warn(f"wrap: {system.name} has {str(system.dtype).removeprefix('torch.')} weights; analysing it in "
+                      "float32 (an exact cast): pass dtype= to choose", RuntimeWarning, stacklevel=3)
+        return torch.float32
+    return None
 
 
 class Head(nn.Module):
@@ -149,10 +162,10 @@ def bind_tokens(drive: TokenDrive, module: Any, parts: Parts | None,
             f"drive 'tokens': token ids {list(drive.ids.shape)} need an encoder, but {what} has none in front of its "
             "recurrent core; pass tokens(ids, encoder=fn) with fn mapping ids [time, batch] to inputs "
             "[time, batch, M] (CLI: --encoder PKG.MOD:FN)")
-    check_ids(drive.ids, encode)
+    bound = drive.bind(encode)
     note = "given"
     if isinstance(module, nn.Module) and parts is not None and parts.name:
-        note = verify_encoder(module, parts, drive.ids[:8], encode)
+        note = verify_encoder(module, parts, drive.ids[:8], bound.inputs[:8])
         if note.startswith("not checked"):
             warnings.warn(f"{parts.describe()}: encoder {note}", RuntimeWarning, stacklevel=3)
-    return drive.bind(encode), note
+    return bound, note

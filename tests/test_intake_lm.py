@@ -318,3 +318,83 @@ def test_the_readme_language_model_command_runs(tmp_path: Path, monkeypatch) -> 
     length = torch.load(tmp_path / "lm_out" / "tokens.pt").shape[0]
     assert f"tokens({length}x1, encoder=Embedding(" in res.output and "regime" in res.output
     assert (tmp_path / "lm_report.html").stat().st_size > 50_000
+
+
+CHAR_SOURCE = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def one_hot(ids):
+    return F.one_hot(ids, 5).to(torch.get_default_dtype())
+
+
+def shifted(ids):
+    return one_hot((ids + 1) % 5)
+
+
+class CharRNN(nn.Module):
+    """One-hot characters into an LSTMCell stepped in a loop: no encoder module to find."""
+
+    def __init__(self):
+        super().__init__()
+        self.cell = nn.LSTMCell(5, 4)
+        self.out = nn.Linear(4, 5)
+
+    def forward(self, ids, state=None):
+        x = one_hot(ids)
+        outputs = []
+        for t in range(x.shape[0]):
+            state = self.cell(x[t], state)
+            outputs.append(self.out(state[0]))
+        return torch.stack(outputs), state
+'''
+
+
+def test_an_encoder_function_is_checked_against_a_forward_that_steps_a_cell(tmp_path: Path) -> None:
+    (tmp_path / "charcode.py").write_text(CHAR_SOURCE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        charcode = importlib.import_module("charcode")
+        model = charcode.CharRNN()
+        ids = torch.randint(0, 5, (30, 2))
+        with pytest.raises(DriveError, match="has no encoder in front of its recurrent core; pass --encoder"):
+            dynprobe.load_system(model, drive=dynprobe.tokens(ids))
+        system = dynprobe.load_system(model, drive=dynprobe.tokens(ids), encoder="charcode:one_hot", path=[tmp_path])
+        assert system.name.startswith("CharRNN.cell: nn.LSTMCell(5, 4)")
+        torch.testing.assert_close(system.drive.inputs, charcode.one_hot(ids).double(), rtol=0, atol=0)
+        with pytest.raises(UnsupportedModuleError, match="CharRNN.forward feeds 'cell' something other"):
+            dynprobe.load_system(model, drive=dynprobe.tokens(ids), encoder="charcode:shifted", path=[tmp_path])
+        with pytest.raises(DriveError, match=r"the encoder Linear\(in_features=4, out_features=5, bias=True\) failed on "
+                                             r"ids \[30, 2\]"):
+            dynprobe.load_system(model, drive=dynprobe.tokens(ids), encoder="out")  # a submodule by name
+        torch.save(model.state_dict(), tmp_path / "char.pt")  # the state_dict: an LSTMCell and its head
+        loaded = dynprobe.load_system(str(tmp_path / "char.pt"), drive=dynprobe.tokens(ids), encoder="charcode:one_hot",
+                                      path=[tmp_path])
+        torch.testing.assert_close(loaded.step(system.initial_state(2), system.inputs(0, system.initial_state(2))),
+                                   system.step(system.initial_state(2), system.inputs(0, system.initial_state(2))))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("charcode", None)
+
+
+def test_module_names_which_recurrent_module_of_a_state_dict_to_rebuild(tmp_path: Path) -> None:
+    class Seq2Seq(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = nn.Embedding(9, 3)
+            self.enc = nn.LSTM(3, 4)
+            self.dec = nn.GRU(3, 5)
+
+    model = Seq2Seq()
+    torch.save({"model_state_dict": model.state_dict()}, tmp_path / "s2s.pt")
+    with pytest.raises(CheckpointError, match=r"prefixes \['dec.', 'enc.'\]\); name one with --module .*--module dec"):
+        dynprobe.load_system(str(tmp_path / "s2s.pt"))
+    dec = dynprobe.load_system(str(tmp_path / "s2s.pt"), module="dec", drive=dynprobe.tokens(torch.tensor([[1], [8]])))
+    assert dec.state_dim == 5 and dec.params["weight_hh_l0"].shape == (15, 5)
+    torch.testing.assert_close(dec.drive.inputs[:, 0], model.embed(torch.tensor([1, 8])).detach().double())
+    with pytest.raises(CheckpointError, match="state_dict has no recurrent module 'rnn'; it has 'dec', 'enc'"):
+        dynprobe.load_system(str(tmp_path / "s2s.pt"), module="rnn")
+    half = dynprobe.load_system(nn.GRU(2, 3).half())  # no dtype given: the half weights are read in float32
+    assert half.dtype == torch.float32
