@@ -100,11 +100,13 @@ def wrap(
     >>> lm_system = dynprobe.wrap(lm, dtype=torch.float64, drive=dynprobe.tokens(ids))  # lm.encoder embeds ids
     """
     from .tokendrive import TokenDrive
-    from .wrapping import analysis_dtype, bind_tokens, check_dtype, wrap_parts
+    from .wrapping import analysis_dtype, bind_tokens, check_cell_options, check_dtype, leaky, wrap_parts
 
     if dtype is not None:
         check_dtype(dtype)
     parts = None
+    if not isinstance(module_or_fn, (nn.Module, list, tuple)):
+        check_cell_options(cell, module_or_fn)
     if isinstance(module_or_fn, System):
         system = module_or_fn
     elif isinstance(module_or_fn, (list, tuple)):
@@ -122,6 +124,9 @@ def wrap(
     else:
         options = {"state_dim": state_dim, "input_dim": input_dim, "name": name, **cell}
         system, parts = wrap_parts(module_or_fn, core=core, options=options)
+    plain = isinstance(module_or_fn, System) or (callable(module_or_fn) and not isinstance(module_or_fn, nn.Module))
+    if plain and cell.get("alpha") is not None:  # modules are leaked in wrap_parts
+        system = leaky(system, float(cell["alpha"]))
     dtype = analysis_dtype(system, dtype)
     if dtype is not None or device is not None:
         system = system.to(dtype=dtype, device=device)

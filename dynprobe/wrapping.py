@@ -23,13 +23,14 @@ from .recurrent import Parts, candidates, split, verify_encoder
 from .system import System
 from .tokendrive import TokenDrive, TokenSequence
 
-__all__ = ["check_dtype", "analysis_dtype", "wrap_parts", "attach_head", "bind_tokens", "leaky", "Head", "CELL_OPTIONS"]
+__all__ = ["check_dtype", "check_cell_options", "analysis_dtype", "wrap_parts", "attach_head", "bind_tokens", "leaky",
+           "Head", "CELL_OPTIONS"]
 
 _HALF = (torch.float16, torch.bfloat16)
 CELL_OPTIONS = ("step", "state", "state_names", "dt", "call_kwargs")
 """Options of :func:`dynprobe.wrap` for custom cells (read by the generic adapter; ``alpha``
 applies to any System)."""
-_OPTIONS = ("state_dim", "input_dim", "name", *CELL_OPTIONS)
+
 
 
 def check_dtype(dtype: torch.dtype) -> None:
@@ -103,10 +104,7 @@ def wrap_parts(module: nn.Module, *, core: str | None = None,
     """
     options = dict(options or {})
     alpha = options.pop("alpha", None)
-    unknown = sorted(k for k, v in options.items() if k not in _OPTIONS and v is not None)
-    if unknown:
-        raise ProbeParameterError(f"wrap: unknown option(s) {', '.join(unknown)}; cell options: "
-                                  f"{', '.join((*CELL_OPTIONS, 'alpha'))}{did_you_mean(unknown[0], CELL_OPTIONS)}")
+    check_cell_options({k: v for k, v in options.items() if k not in ("state_dim", "input_dim", "name")}, module)
     system, parts = _wrap_parts(module, core, options)
     cell = [k for k in CELL_OPTIONS if options.get(k) is not None]
     if cell and system.arch.source == "dynprobe.plugins.adapters.torch_rnn":
@@ -115,6 +113,18 @@ def wrap_parts(module: nn.Module, *, core: str | None = None,
     if alpha is not None:
         system = leaky(system, float(alpha))
     return system, parts
+
+
+def check_cell_options(options: Mapping[str, Any], target: Any) -> None:
+    """Refuse unknown options, and cell options for what is not a module (``alpha`` fits all)."""
+    unknown = sorted(k for k, v in options.items() if k not in (*CELL_OPTIONS, "alpha") and v is not None)
+    if unknown:
+        raise ProbeParameterError(f"wrap: unknown option(s) {', '.join(unknown)}; cell options: "
+                                  f"{', '.join((*CELL_OPTIONS, 'alpha'))}{did_you_mean(unknown[0], CELL_OPTIONS)}")
+    cell = [k for k in CELL_OPTIONS if options.get(k) is not None]
+    if cell and not isinstance(target, nn.Module):
+        raise ProbeParameterError(f"wrap: {', '.join(cell)} describe how to call a custom cell module, not a "
+                                  f"{type(target).__name__}; leave them out")
 
 
 def _wrap_parts(module: nn.Module, core: str | None, options: dict[str, Any]) -> tuple[System, Parts | None]:

@@ -192,6 +192,12 @@ def test_the_leak_of_any_system_is_an_option() -> None:
         dynprobe.wrap(rnn, dt=0.1)
     with pytest.raises(ProbeParameterError, match="unknown option\\(s\\) stat; .*did you mean 'state'"):
         dynprobe.wrap(rnn, stat=0.1)
+    logistic = dynprobe.System.from_step(lambda h, u, p: 4.0 * h * (1 - h), state_dim=1)
+    h = torch.full((1, 1), 0.3)
+    torch.testing.assert_close(dynprobe.wrap(logistic, alpha=0.5).step(h, torch.zeros(1, 0)),
+                               0.5 * h + 0.5 * logistic.step(h, torch.zeros(1, 0)))  # any System leaks
+    with pytest.raises(ProbeParameterError, match="dt describe how to call a custom cell module, not a System"):
+        dynprobe.wrap(logistic, dt=0.1)
 
 
 class DictCell(nn.Module):
