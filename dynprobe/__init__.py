@@ -31,6 +31,7 @@ from .results import open_result, save, validate
 from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .system import InitialState, StateLayout, StatePart, System
 from .targets import load_system
+from .tokendrive import tokens
 
 __all__ = [
     "__version__",
@@ -43,6 +44,7 @@ __all__ = [
     "constant",
     "sequence",
     "feedback",
+    "tokens",
     "drives",
     "wrap",
     "run",

@@ -39,6 +39,7 @@ def wrap(
     module_or_fn: nn.Module | System | Callable[..., torch.Tensor] | Sequence[nn.Module],
     drive: Drive | None = None,
     *,
+    core: str | None = None,
     state_dim: int | tuple[int, ...] | None = None,
     input_dim: int | None = None,
     dtype: torch.dtype | None = None,
@@ -46,14 +47,19 @@ def wrap(
     readout: Callable[[torch.Tensor], torch.Tensor] | None = None,
     init: InitialState | None = None,
     name: str | None = None,
+    **cell: Any,
 ) -> System:
     """Turn a recurrent module (or a plain step function, or a list of modules) into a System.
 
     Modules go through the ``dynprobe_adapt`` hook: ``nn.RNN/GRU/LSTM`` and their cells are
     re-expressed as pure steps; any module with ``forward(x, h) -> (y, h)`` works through the
-    generic adapter. A plain function ``fn(h, u, params)`` needs ``state_dim`` (and
-    ``input_dim`` if it takes inputs). A list of modules of one architecture becomes an
-    ensemble with a leading ``network`` axis (``torch.func.stack_module_state`` semantics).
+    generic adapter (tuple and dict states, ``step()`` methods, ``dt``: see ``cell`` below). A
+    model that is not itself recurrent — an ``nn.Embedding``, an ``nn.LSTM`` and a decoder in
+    one module — is split around its recurrent core (:func:`dynprobe.recurrent.split`): the
+    core is wrapped, the modules after it become the readout, and the ones before it encode
+    the ids of a :func:`dynprobe.tokens` drive. A plain function ``fn(h, u, params)`` needs
+    ``state_dim`` (and ``input_dim`` if it takes inputs). A list of modules of one
+    architecture becomes an ensemble with a leading ``network`` axis.
 
     Parameters
     ----------
@@ -61,12 +67,22 @@ def wrap(
         What to wrap.
     drive
         How inputs are produced (:mod:`dynprobe.drives`); autonomous (u = 0) by default.
+        ``tokens(ids)`` without an encoder is bound to the model's own encoder.
+    core
+        Name of the recurrent submodule of a larger model (default: the only one inside).
     state_dim, input_dim
         Sizes for modules without ``hidden_size`` / ``input_size`` and for plain functions.
     dtype, device
-        Cast the parameters (e.g. ``torch.float64`` for exponents to many digits).
+        Cast the parameters (e.g. ``torch.float64`` for exponents to many digits). Half
+        precision (float16, bfloat16) is refused: pass ``torch.float32``, which holds such
+        weights exactly.
     readout, init, name
         Output map, initial-state distribution and display name.
+    **cell
+        Options of the generic adapter for custom cells (README, "Your own cell"): ``step``
+        (the one-step method's name), ``state`` (an example state: a tensor, tuple or dict),
+        ``state_names``, ``dt`` and ``call_kwargs`` (fixed extra arguments of each step),
+        ``alpha`` (leaky integration h' = (1 - α) h + α F(h, u)).
 
     Returns
     -------
@@ -81,12 +97,21 @@ def wrap(
     >>> system = dynprobe.wrap(nn.LSTM(3, 16), dtype=torch.float64)
     >>> system.state_dim
     32
+    >>> lm_system = dynprobe.wrap(lm, dtype=torch.float64, drive=dynprobe.tokens(ids))  # lm.encoder embeds ids
     """
+    from .tokendrive import TokenDrive
+    from .wrapping import analysis_dtype, bind_tokens, check_cell_options, check_dtype, leaky, wrap_parts
+
+    if dtype is not None:
+        check_dtype(dtype)
+    parts = None
+    if not isinstance(module_or_fn, (nn.Module, list, tuple)):
+        check_cell_options(cell, module_or_fn)
     if isinstance(module_or_fn, System):
         system = module_or_fn
     elif isinstance(module_or_fn, (list, tuple)):
         members = [
-            wrap(m, state_dim=state_dim, input_dim=input_dim, readout=readout, init=init, name=name)
+            wrap(m, core=core, state_dim=state_dim, input_dim=input_dim, readout=readout, init=init, name=name, **cell)
             for m in module_or_fn
         ]
         system = System.stack(members)
@@ -97,14 +122,20 @@ def wrap(
             )
         system = System.from_step(module_or_fn, state_dim=state_dim, input_dim=input_dim or 0, name=name)
     else:
-        options = {"state_dim": state_dim, "input_dim": input_dim, "name": name}
-        system = registry().adapt(module_or_fn, options)
+        options = {"state_dim": state_dim, "input_dim": input_dim, "name": name, **cell}
+        system, parts = wrap_parts(module_or_fn, core=core, options=options)
+    plain = isinstance(module_or_fn, System) or (callable(module_or_fn) and not isinstance(module_or_fn, nn.Module))
+    if plain and cell.get("alpha") is not None:  # modules are leaked in wrap_parts
+        system = leaky(system, float(cell["alpha"]))
+    dtype = analysis_dtype(system, dtype)
     if dtype is not None or device is not None:
         system = system.to(dtype=dtype, device=device)
     if readout is not None:
         system = system.with_readout(readout)
     if init is not None:
         system = system.with_init(init)
+    if isinstance(drive, TokenDrive) and parts is not None:
+        drive, _ = bind_tokens(drive, module_or_fn, parts)
     if drive is not None:
         system = system.with_drive(drive)
     return system

@@ -9,24 +9,21 @@ function's signature (``dynprobe run lyapunov --help``), plus ``--param key=valu
 from __future__ import annotations
 
 import sys
-import typing
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
-import torch
 
 from .cli_options import fmt_default as _fmt_default
 from .cli_options import probe_options as _probe_options
+from .cliload import load_options, take_load_options, with_load_options
 from .errors import DynprobeError
 from .options import coerce, parse_assignments, probe_assignments
 from .specs import Probe
 
 __all__ = ["main", "cli"]
-
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-
 
 def _console() -> Any:
     from rich.console import Console
@@ -50,11 +47,11 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, ...]]) -> None:
 
 def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
     from .api import run, set_threads
+    from .intake import resolve
     from .results import save
-    from .targets import load_system
 
-    common = {k: options.pop(k) for k in ("param", "out", "dtype", "drive", "model_param", "preset", "threads",
-                                          "factory", "trust_pickle")}
+    load = replace(take_load_options(options), preset=options.pop("preset"))
+    common = {k: options.pop(k) for k in ("param", "out", "threads")}
     set_threads(common["threads"])
     params = {k: v for k, v in options.items() if v is not None}
     known = {p.name: p for p in probe.params}
@@ -66,10 +63,7 @@ def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
                 f"probe {probe.name!r}: unknown parameter {key!r}; parameters: {', '.join(known)}{did_you_mean(key, known)}"
             )
         params[key] = coerce(text, known[key].annotation, name=key)
-    assignments = parse_assignments(common["model_param"], what="--model-param")
-    model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in assignments.items()}
-    system = load_system(model, dtype=_DTYPES[common["dtype"]], drive=common["drive"], model_kwargs=model_kwargs,
-                         preset=common["preset"], factory=common["factory"], trust_pickle=common["trust_pickle"])
+    system = resolve(model, load).system
     ds = run(probe.name, system, **params)
     rows = [(label, value) for label, value in ds.dynprobe.summary()]
     _table(f"{probe.name} — {system.describe()}", ["quantity", "value"], rows)
@@ -101,25 +95,35 @@ class RunGroup(click.Group):
             except DynprobeError as err:
                 raise click.ClickException(str(err)) from err
 
-        params: list[click.Parameter] = [
+        shared: list[click.Parameter] = [
             click.Argument(["model"]),
             click.Option(["--param", "-p", "param"], multiple=True, help="probe parameter KEY=VALUE (repeatable)"),
             click.Option(["--out", "-o", "out"], default=None, help="write the Dataset here (.nc or .zarr)"),
-            click.Option(["--dtype", "dtype"], type=click.Choice(list(_DTYPES)), default="float64", show_default=True),
-            click.Option(["--drive", "drive"], default=None,
-                         help="autonomous, constant:VALUE[,VALUE...], feedback, or a .npy/.pt input sequence"),
-            click.Option(["--model-param", "model_param"], multiple=True, help="model factory argument KEY=VALUE"),
+            *load_options(),
             click.Option(["--preset", "preset"], default=None, help="a named preset of the model"),
-            click.Option(["--factory", "factory"], default=None,
-                         help="package.module:function building the module of a checkpoint"),
-            click.Option(["--trust-pickle", "trust_pickle"], is_flag=True, default=False,
-                         help="allow checkpoints holding pickled modules (runs their code: only for files you trust)"),
             click.Option(["--threads", "threads"], type=int, default=None, help="torch threads"),
-            *_probe_options(probe),
         ]
-        return click.Command(name, params=params, callback=callback,
+        own, taken = _own_options(probe, shared)
+        note = ("" if not taken else f"\n\nSet {', '.join(taken)} with --param NAME=VALUE (the flag of the same "
+                                     "name is a loading option).")
+        return click.Command(name, params=[*shared, *own], callback=callback,
                              help=f"{probe.description}\n\nMODEL: a bundled model name, a checkpoint path, or "
-                                  "package.module:factory.", short_help=probe.doc)
+                                  f"package.module:factory.{note}", short_help=probe.doc)
+
+
+def _own_options(probe: Probe, shared: list[click.Parameter]) -> tuple[list[click.Option], list[str]]:
+    """The probe's generated options, less those whose flag or name a shared option already has
+    (a parameter ``path`` and ``--code-path`` are fine; a parameter ``device`` and ``--device``
+    are not): such parameters stay reachable through ``--param``, and are listed."""
+    flags = {f for p in shared for f in (*p.opts, *p.secondary_opts)}
+    names = {p.name for p in shared}
+    own, taken = [], []
+    for option in _probe_options(probe):
+        if option.name in names or flags & {*option.opts, *option.secondary_opts}:
+            taken.append(str(option.name))
+        else:
+            own.append(option)
+    return own, taken
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -180,12 +184,7 @@ cli.add_command(RunGroup("run", help="Run one probe on a model and write its Dat
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="local worker processes [default: one per core]; 0: run in this process, without Dask")
 @click.option("--scheduler", default=None, help="address of a running Dask scheduler, tcp://host:port")
-@click.option("--factory", default=None, help="package.module:function building the module of the checkpoints")
-@click.option("--trust-pickle", is_flag=True, help="allow checkpoints holding pickled modules (runs their code)")
-@click.option("--nonlinearity", type=click.Choice(["tanh", "relu"]), default=None, help="of plain nn.RNN checkpoints")
-@click.option("--allow-nonfinite", is_flag=True, help="analyse checkpoints with NaN/inf weights instead of refusing")
-@click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
-@click.option("--drive", default=None, help="autonomous, constant:VALUE[,VALUE...], or a .npy/.pt input sequence")
+@with_load_options
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="seconds one probe may run on one checkpoint before it is recorded as timed out; 0: no limit "
                    "[default: 1800]")
@@ -206,7 +205,8 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
 
     limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
     try:
-        code = run_command(paths, probes, out, params, timeout=limit, progress=False if quiet else None, **options)
+        code = run_command(paths, probes, out, params, timeout=limit, progress=False if quiet else None,
+                           **take_load_options(options).batch_kwargs(), **options)
     except KeyboardInterrupt:
         click.echo("dynprobe batch: interrupted; the complete results are in the store, rerun to resume", err=True)
         sys.exit(130)
@@ -217,29 +217,23 @@ def batch_cmd(paths: tuple[str, ...], probes: tuple[str, ...], out: str, params:
 
 @cli.command("diagnose")
 @click.argument("model")
-@click.option("--input", "input_", default="zero", show_default=True,
-              help="zero, constant[:VALUE[,VALUE...]], feedback, or a .npy/.pt input sequence [time, batch, M]")
 @click.option("--report", default=None, help="HTML report path (default report-MODEL.html)")
 @click.option("--out", "-o", default=None, help="results DataTree (.nc or .zarr; default diagnosis-MODEL.nc)")
 @click.option("--probe", "probes", multiple=True, help="run only these probes (repeatable)")
 @click.option("--skip", multiple=True, help="do not run these probes (repeatable)")
 @click.option("--param", "-p", "param", multiple=True, help="PROBE.KEY=VALUE override (repeatable)")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--dtype", type=click.Choice(list(_DTYPES)), default="float64", show_default=True)
-@click.option("--model-param", "model_param", multiple=True, help="model factory argument KEY=VALUE")
+@with_load_options
 @click.option("--preset", default=None, help="a named preset of the model")
-@click.option("--factory", default=None, help="package.module:function building the module of a checkpoint")
-@click.option("--trust-pickle", is_flag=True, default=False, help="allow checkpoints holding pickled modules")
 @click.option("--threads", type=int, default=None, help="torch threads")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
               help="seconds one probe may run before it is stopped and reported as timed out; 0: no limit "
                    "[default: 1800]")
 @click.option("--quick", is_flag=True, help="smaller steps and samples everywhere (a first look in a fraction of the time)")
 @click.option("--quiet", "-q", is_flag=True, help="no progress lines on stderr")
-def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, probes: tuple[str, ...],
-                 skip: tuple[str, ...], param: tuple[str, ...], seed: int, dtype: str, model_param: tuple[str, ...],
-                 preset: str | None, factory: str | None, trust_pickle: bool, threads: int | None,
-                 timeout: float | None, quick: bool, quiet: bool) -> None:
+def diagnose_cmd(model: str, report: str | None, out: str | None, probes: tuple[str, ...],
+                 skip: tuple[str, ...], param: tuple[str, ...], seed: int, preset: str | None, threads: int | None,
+                 timeout: float | None, quick: bool, quiet: bool, **load: Any) -> None:
     """Run every probe that applies to MODEL; print the verdicts; write the report and results.
 
     MODEL: a bundled model name, a checkpoint path, or package.module:factory. The results
@@ -250,10 +244,10 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
     from .api import set_threads
     from .deadline import DEFAULT_TIMEOUT_S
     from .diagnose import DiagnosisInterrupted, diagnose
+    from .intake import resolve
     from .registry import registry
     from .report import write_report
     from .results import check_output_path
-    from .targets import load_system
 
     stem = Path(model).stem.replace(":", "_")
     limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)
@@ -262,11 +256,10 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
             out_path = check_output_path(out or f"diagnosis-{stem}.nc", what="--out")
             report_path = check_output_path(report or f"report-{stem}.html", what="--report", formats=False)
             set_threads(threads)
-            assigned = parse_assignments(model_param, what="--model-param")
-            model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in assigned.items()}
-            drive = None if input_ in ("zero", "autonomous") else input_
-            system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
-                                 factory=factory, trust_pickle=trust_pickle)
+            options = replace(take_load_options(load), preset=preset)
+            if options.drive in ("zero", "autonomous"):  # the model's own default drive, if it has one
+                options = replace(options, drive=None)
+            system = resolve(model, options).system
             names = list(probes) or [n for n in registry().probes() if n not in skip]
             result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed, timeout=limit,
                               quick=quick, out=out_path, progress=False if quiet else None)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -125,13 +126,16 @@ class SequenceDrive(Drive):
     inputs
         U as ``[time, batch, M]`` (one row per sample) or ``[time, M]``; :meth:`rows` gives
         every input it holds as ``[K, M]``.
+    cycle
+        Whether a run longer than U starts it again (u_t = U[t mod time]); refused otherwise.
     """
 
     kind = "sequence"
     time_varying = True
 
-    def __init__(self, inputs: Tensor) -> None:
+    def __init__(self, inputs: Tensor, *, cycle: bool = False) -> None:
         self.inputs = inputs
+        self.cycle = cycle
 
     @property
     def steps(self) -> int:
@@ -150,15 +154,18 @@ class SequenceDrive(Drive):
             )
 
     def require(self, system: System, steps: int) -> None:
-        if self.inputs.shape[0] < steps:
+        if self.inputs.shape[0] < steps and not self.cycle:
             raise DriveError(
-                f"drive 'sequence': has {self.inputs.shape[0]} steps but the run needs {steps}; "
-                "pass a longer sequence or fewer steps (burn_in + steps)"
+                f"drive '{self.describe()}': has {self.inputs.shape[0]} steps but the run needs {steps}; "
+                "pass a longer sequence, fewer steps (burn_in + steps), or cycle=True (CLI: --cycle-input) "
+                "to start it again"
             )
 
     def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
         if t >= self.inputs.shape[0]:
-            self.require(system, t + 1)
+            if not self.cycle:
+                self.require(system, t + 1)
+            t %= self.inputs.shape[0]
         u = self.inputs[t].to(device=system.device, dtype=system.dtype)
         rows, samples = (u.shape[-2] if u.ndim >= 2 else 1), (lead[-1] if lead else 1)
         if u.ndim >= 2 and rows not in (1, samples):
@@ -173,7 +180,7 @@ class SequenceDrive(Drive):
             ) from err
 
     def describe(self) -> str:
-        return f"sequence({'x'.join(map(str, self.inputs.shape))})"
+        return f"sequence({'x'.join(map(str, self.inputs.shape))}{', cycled' if self.cycle else ''})"
 
 
 class FeedbackDrive(Drive):
@@ -226,9 +233,10 @@ def constant(u: float | Tensor | np.ndarray | list[float]) -> Drive:
     return ConstantDrive(value)
 
 
-def sequence(U: Tensor | np.ndarray) -> Drive:
+def sequence(U: Tensor | np.ndarray, *, cycle: bool = False) -> SequenceDrive:
     """u_t = U[t]: U of shape ``[time, batch, M]`` (one row per sample) or ``[time, M]`` (the
-    same input for every sample).
+    same input for every sample). A run needing more steps than U holds is refused, naming
+    both numbers, unless ``cycle=True`` (u_t = U[t mod time]).
 
     When a run has a different number of samples than U has rows, sample i is driven by row
     i mod batch, so any probe works with any sequence. Lyapunov exponents along a sequence are
@@ -241,11 +249,17 @@ def sequence(U: Tensor | np.ndarray) -> Drive:
             "and pass the padded [time, batch, M] tensor"
         )
     value = torch.as_tensor(U)
+    if value.is_complex():
+        raise DriveError("drive 'sequence': complex inputs; pass real values")
     if not value.is_floating_point():
+        if value.dtype != torch.bool:
+            raise DriveError(
+                f"drive 'sequence': got {str(value.dtype).removeprefix('torch.')} values; token ids go through the "
+                "model's encoder with dynprobe.tokens(ids), real-valued inputs must be floats")
         value = value.to(torch.get_default_dtype())
     if not torch.isfinite(value).all():
         raise DriveError("drive 'sequence': inputs contain NaN or inf; pass finite values")
-    return SequenceDrive(value)
+    return SequenceDrive(value, cycle=cycle)
 
 
 def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
@@ -258,30 +272,27 @@ def feedback(readout: Callable[[Tensor], Tensor] | None = None) -> Drive:
     return FeedbackDrive(readout)
 
 
-def parse_drive(text: str) -> Drive:
-    """Parse the CLI form: ``autonomous`` / ``zero``, ``constant`` (1 on every input),
-    ``constant:0.5`` (0.5 on every input) or ``constant:0.1,0.2`` (one value per input),
-    ``feedback``, or a path to a ``.npy`` / ``.pt`` file holding a sequence."""
+def parse_drive(text: str, *, vocab: str | None = None, cycle: bool = False) -> Drive:
+    """Parse the CLI form (``--input``): ``autonomous`` / ``zero``, ``constant`` (1 on every
+    input), ``constant:0.5`` (0.5 on every input) or ``constant:0.1,0.2`` (one value per
+    input), ``feedback``, or a file (:func:`dynprobe.inputs.read_input`): real-valued
+    ``[time, batch, M]`` inputs (``.npy`` / ``.pt``), integer token ids ``[time, batch]``, or a
+    text file read word by word with the vocabulary ``vocab``. Token ids give an unbound
+    :class:`~dynprobe.tokendrive.TokenDrive` that the model's encoder binds."""
     text = text.strip()
     if text in ("autonomous", "zero", "none"):
         return autonomous()
     if text == "feedback":
         return feedback()
-    if text.startswith("constant"):
+    if text.startswith("constant") and not Path(text).exists():
         _, _, rest = text.partition(":")
         try:
             values = [float(v) for v in rest.split(",")] if rest else [1.0]
         except ValueError as err:
             raise DriveError(f"drive {text!r}: expected constant:<number>[,<number>...]") from err
         return constant(values[0] if len(values) == 1 else values)  # one number: the same on every input
-    from pathlib import Path
+    from .inputs import read_input
+    from .tokendrive import TokenDrive
 
-    path = Path(text)
-    if not path.exists():
-        raise DriveError(
-            f"drive {text!r}: not a drive name and no such file; use autonomous, constant:VALUE, feedback "
-            "or a .npy/.pt file with a [time, batch, M] sequence"
-        )
-    if path.suffix == ".npy":
-        return sequence(np.load(path, allow_pickle=False))
-    return sequence(torch.load(path, weights_only=True))
+    kind, value = read_input(text, vocab=vocab)
+    return TokenDrive(value, cycle=cycle) if kind == "tokens" else sequence(value, cycle=cycle)

@@ -143,7 +143,13 @@ class PlainCell(nn.Module):
 
 class ImpureCell(PlainCell):
     def forward(self, x, h):
-        gain = float(h.abs().max().item())  # not transformable by torch.func
+        gain = torch.from_numpy(h.detach().numpy() ** 2)  # row by row, but not transformable by torch.func
+        return h * gain, h * gain
+
+
+class BatchMaxCell(PlainCell):
+    def forward(self, x, h):
+        gain = float(h.abs().max().item())  # one number over the whole batch: rows are not independent
         return h * gain, h * gain
 
 
@@ -171,8 +177,17 @@ def test_generic_adapter_with_explicit_sizes_and_buffers():
 
 
 def test_impure_forward_is_refused_with_the_reason():
-    with pytest.raises(UnsupportedModuleError, match="not torch.func-pure.*\\.item\\(\\)"):
+    with pytest.raises(UnsupportedModuleError, match="not torch.func-pure.*numpy calls"):
         dynprobe.wrap(ImpureCell(), state_dim=3, input_dim=2)
+
+
+def test_a_forward_that_mixes_batch_rows_is_refused_with_the_way_out():
+    with pytest.raises(UnsupportedModuleError) as err:
+        dynprobe.wrap(BatchMaxCell(), state_dim=3, input_dim=2)
+    text = str(err.value)
+    assert "\n" not in text and len(text) < 900, text
+    assert "it mixes batch rows: a row stepped in a batch of 3 differs from the same row stepped alone" in text
+    assert "hand over the one-step function" in text
 
 
 def test_unsupported_object_lists_the_ways_out():

@@ -192,3 +192,33 @@ def test_a_factory_builds_the_module_and_shapes_must_fit(tmp_path: Path) -> None
         load_checkpoint(tmp_path / "net.pt", factory="tests.test_checkpoints:nope")
     with pytest.raises(CheckpointError, match="package.module:function"):
         load_checkpoint(tmp_path / "net.pt", factory="no_colon")
+
+
+def test_inert_objects_saved_beside_the_weights_load_safely(tmp_path: Path, monkeypatch) -> None:
+    """argparse.Namespace (``torch.save({"args": args, ...})``), paths, numpy values and Lightning's
+    AttributeDict are read without unpickling anything that runs code."""
+    import argparse
+    import sys
+    import types
+
+    import numpy as np
+
+    fake = types.ModuleType("lightning.fabric.utilities.data")
+
+    class AttributeDict(dict):
+        pass
+
+    AttributeDict.__module__, AttributeDict.__qualname__ = "lightning.fabric.utilities.data", "AttributeDict"
+    fake.AttributeDict = AttributeDict
+    for name in ("lightning", "lightning.fabric", "lightning.fabric.utilities"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "lightning.fabric.utilities.data", fake)
+    sd = nn.GRU(2, 3).state_dict()
+    torch.save({"state_dict": sd, "args": argparse.Namespace(lr=0.1, nonlinearity="tanh"), "dir": Path("/runs/a"),
+                "best": np.float64(0.25), "curve": np.arange(3.0), "hyper_parameters": AttributeDict(epoch=9)},
+               tmp_path / "run.ckpt")
+    for name in ("lightning", "lightning.fabric", "lightning.fabric.utilities", "lightning.fabric.utilities.data"):
+        monkeypatch.delitem(sys.modules, name)  # loading must not need Lightning
+    ckpt = read_checkpoint(tmp_path / "run.ckpt")
+    assert all(torch.equal(ckpt.module.state_dict()[k], v) for k, v in sd.items())
+    assert ckpt.epoch == 9  # read from the AttributeDict stand-in

@@ -99,3 +99,43 @@ def test_readme_quick_start_is_two_commands_and_the_main_job_runs(runner, tmp_pa
     assert res.exit_code == 0, res.output
     written = [a for a in argv if a.endswith((".nc", ".zarr", ".html"))]
     assert written and all((tmp_path / w).exists() for w in written)
+
+
+def _option_help(text: str) -> dict[str, str]:
+    """``{flag: its help text}`` from a click ``--help`` page (continuation lines joined)."""
+    out: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        found = re.match(r"^  (-\w, )?(--[\w-]+)(?:[ /][^ ].*?)?(?:\s{2,}(.*))?$", line)
+        if found:
+            current = found.group(2)
+            out[current] = (found.group(3) or "").strip()
+        elif current and line.startswith("    ") and line.strip():
+            out[current] = f"{out[current]} {line.strip()}".strip()
+        else:
+            current = None
+    return out
+
+
+def test_run_diagnose_and_batch_share_every_loading_option(runner):
+    from dynprobe.cliload import LOAD_OPTIONS
+
+    pages = {name: runner.invoke(cli, [*args, "--help"], terminal_width=100).output
+             for name, args in {"run": ["run", "lyapunov"], "diagnose": ["diagnose"], "batch": ["batch"]}.items()}
+    helps = {name: _option_help(text) for name, text in pages.items()}
+    assert {"--input", "--nonlinearity", "--factory", "--module", "--trust-pickle", "--code-path", "--dtype",
+            "--device", "--vocab", "--encoder"} <= set(LOAD_OPTIONS)
+    for flag in LOAD_OPTIONS:
+        texts = {name: h.get(flag) for name, h in helps.items()}
+        assert None not in texts.values(), f"{flag} missing from: {[n for n, t in texts.items() if t is None]}"
+        assert len(set(texts.values())) == 1, f"{flag} is explained differently: {texts}"
+    for page in pages.values():
+        assert "--drive" not in page  # the old spelling is accepted but not advertised
+
+
+def test_the_old_drive_spelling_still_works_and_says_so(runner, tmp_path):
+    res = runner.invoke(cli, ["run", "lyapunov", "lstm2d_chaotic", "--drive", "constant:0.2", "--steps", "100",
+                              "-o", str(tmp_path / "d.nc")])
+    assert res.exit_code == 0, res.output
+    assert "--drive is deprecated; use --input" in res.output
+    assert "constant(0.2)" in dynprobe.open_result(tmp_path / "d.nc").attrs["system"]

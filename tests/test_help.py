@@ -173,3 +173,36 @@ def test_python_dash_m_dynprobe(monkeypatch: pytest.MonkeyPatch, capsys: pytest.
 def test_python_dash_m_dynprobe_in_a_fresh_interpreter() -> None:
     done = subprocess.run([sys.executable, "-m", "dynprobe", "--help"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "Usage: " in done.stdout
+
+
+@pytest.mark.parametrize("name", PROBES)
+def test_run_command_flags_and_names_are_unique(name: str) -> None:
+    """A probe parameter named like a loading option (``device``, ``dtype``, ``module``, ...)
+    would shadow it, or be shadowed: each flag and destination appears once."""
+    command = cli.commands["run"].get_command(click.Context(cli), name)
+    flags = [f for p in command.params for f in (*p.opts, *p.secondary_opts) if f.startswith("-")]
+    names = [p.name for p in command.params]
+    assert len(flags) == len(set(flags)), sorted(f for f in flags if flags.count(f) > 1)
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+
+
+def test_a_probe_parameter_taken_by_a_loading_option_is_set_with_param(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin's parameter ``device`` loses its flag to ``--device`` (the loading option) and
+    is listed, for the help's note to set it with --param; its other options keep their flags."""
+    from dynprobe.cli import _own_options
+    from dynprobe.specs import Probe
+
+    def run(system: Any, *, device: str = "x", steps: int = 3) -> Any:
+        """A probe.
+
+        Parameters
+        ----------
+        device
+            where.
+        steps
+            how many.
+        """
+
+    probe = Probe(name="clash", run=run)
+    own, taken = _own_options(probe, [click.Option(["--device"])])
+    assert taken == ["device"] and [o.name for o in own] == ["steps"]

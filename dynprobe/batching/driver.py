@@ -169,6 +169,7 @@ def batch(
     progress: bool | None = None,
     timeout: float | None = DEFAULT_TIMEOUT_S,
     recompute: bool | None = None,
+    **load: Any,
 ) -> BatchSummary:
     """Run probes over many checkpoints, writing a resumable, verified Zarr store.
 
@@ -215,6 +216,10 @@ def batch(
         ``None`` (default): recompute what changed (file, parameters, versions) or is damaged;
         ``True``: recompute every result asked for; ``False``: also keep complete results made
         by other dynprobe or plugin versions.
+    **load
+        Further loading options of :class:`dynprobe.intake.LoadOptions`, as ``dynprobe run``
+        and ``diagnose`` take them: ``module``, ``path``, ``device``, ``vocab``, ``encoder``,
+        ``cycle``, ``model_kwargs`` (the factory's arguments).
 
     Returns
     -------
@@ -244,10 +249,13 @@ def batch(
         raise DynprobeError("batch: workers=0 runs in this process; leave out scheduler= (or workers=)")
     resolved = _resolve_probes(probes, probe_params)
     files = expand_paths(paths)
+    try:
+        options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
+                              allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive, **load)
+    except TypeError as err:
+        raise DynprobeError(f"batch: {err}; loading options: {', '.join(LoadOptions.__dataclass_fields__)}") from None
     if drive is not None:
-        parse_drive(drive)  # a typo fails here, not once per checkpoint
-    options = LoadOptions(factory=factory, trust_pickle=trust_pickle, nonlinearity=nonlinearity,
-                          allow_nonfinite=allow_nonfinite, dtype=dtype, drive=drive)
+        parse_drive(drive, vocab=options.vocab)  # a typo fails here, not once per checkpoint
     identity, versions = _identity(resolved, options), _versions(resolved)
     store = BatchStore(out)
     store.check_target()  # before the lock file goes into a folder that is not ours

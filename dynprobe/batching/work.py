@@ -15,44 +15,24 @@ from __future__ import annotations
 import hashlib
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 import xarray as xr
-from torch import nn
 
 from ..deadline import call_with_deadline
+from ..intake import LoadOptions
 from .store import BatchStore, Record
 
 __all__ = ["LoadOptions", "ProbeOutcome", "CheckpointOutcome", "analyse_checkpoint", "write_outcome", "worker_report",
            "one_line",
            "file_sha256"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _ABOUT_THE_CODE = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 """Warnings about library code, not about a result: not recorded with it."""
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How every checkpoint of a run is loaded (see :func:`dynprobe.checkpoints.read_checkpoint`)."""
-
-    factory: str | Callable[..., nn.Module] | None = None
-    trust_pickle: bool = False
-    nonlinearity: str | None = None
-    allow_nonfinite: bool = False
-    dtype: str = "float64"
-    drive: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-able form, part of what identifies a result (a changed option recomputes)."""
-        factory = self.factory if isinstance(self.factory, str) or self.factory is None else (
-            f"{getattr(self.factory, '__module__', '?')}:{getattr(self.factory, '__qualname__', repr(self.factory))}")
-        return {"factory": factory, "trust_pickle": self.trust_pickle, "nonlinearity": self.nonlinearity,
-                "allow_nonfinite": self.allow_nonfinite, "dtype": self.dtype, "drive": self.drive}
 
 
 @dataclass
@@ -78,6 +58,8 @@ class CheckpointOutcome:
     step: int | None = None
     load_s: float = 0.0
     write_s: float = 0.0
+    load_notes: list[str] = field(default_factory=list)
+    """Warnings from loading the checkpoint, recorded with every probe's result."""
     probes: dict[str, ProbeOutcome] = field(default_factory=dict)
 
     def record(self, name: str, params: str) -> Record:
@@ -128,7 +110,9 @@ def analyse_checkpoint(path: str, probes: Mapping[str, Mapping[str, Any]], optio
     system = _load(out, probes, options)
     for name, params in probes.items():
         if system is not None:
-            out.probes[name] = _measure(path, name, system, params, timeout)
+            outcome = _measure(path, name, system, params, timeout)
+            outcome.warnings = "; ".join(filter(None, [*out.load_notes, outcome.warnings]))
+            out.probes[name] = outcome
         if store is not None:
             write_outcome(out, store, key, identity or {}, only=name)
     return out
@@ -177,22 +161,21 @@ def _measure(path: str, name: str, system: Any, params: Mapping[str, Any], timeo
 def _load(out: CheckpointOutcome, probes: Mapping[str, Any], options: LoadOptions) -> Any:
     """The checkpoint's System, filling ``out``'s file identity; ``None`` (every probe's
     outcome an error naming the file) when it cannot be loaded."""
-    from ..api import wrap
-    from ..checkpoints import read_checkpoint
-    from ..drives import parse_drive
     from ..errors import DynprobeError
+    from ..intake import resolve
 
     path = out.path
     start = time.perf_counter()
     try:
         data = Path(path).read_bytes()
         out.size, out.sha256 = len(data), hashlib.sha256(data).hexdigest()
-        ckpt = read_checkpoint(path, data=data, factory=options.factory, trust_pickle=options.trust_pickle,
-                               nonlinearity=options.nonlinearity, allow_nonfinite=options.allow_nonfinite)
-        out.epoch, out.step = ckpt.epoch, ckpt.step
-        system = wrap(ckpt.module, dtype=_DTYPES[options.dtype])
-        if options.drive is not None:
-            system = system.with_drive(parse_drive(options.drive))
+        with warnings.catch_warnings(record=True) as load_warnings:
+            warnings.simplefilter("always")
+            loaded = resolve(path, options, data=data)
+        system, ckpt = loaded.system, loaded.checkpoint
+        out.epoch, out.step = (ckpt.epoch, ckpt.step) if ckpt is not None else (None, None)
+        out.load_notes = sorted({str(w.message).splitlines()[0] for w in load_warnings
+                                 if str(w.message) and not issubclass(w.category, _ABOUT_THE_CODE)})
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # noqa: BLE001 - a bad checkpoint is recorded, the run goes on
