@@ -238,7 +238,8 @@ class System:
                 f"System: layout covers {layout.size} coordinates but state_dim is {state_dim}; fix the layout sizes"
             )
         floats = [v for v in params.values() if v.is_floating_point()]
-        self._dtype = dtype or (floats[0].dtype if floats else torch.get_default_dtype())
+        # nothing to take a dtype from: float64, not torch's float32 default (rounding must not decide results)
+        self._dtype = dtype or (floats[0].dtype if floats else torch.float64)
         self._device = torch.device(device) if device is not None else (floats[0].device if floats else torch.device("cpu"))
         self._params = {k: v.detach() for k, v in params.items()}
         if networks is not None:
@@ -286,7 +287,9 @@ class System:
 
         Any map is a System this way — the logistic map, the Hénon map, a user's own cell.
         ``fn`` must be pure (no in-place writes to its inputs, no ``.item()``) so that
-        ``torch.func`` transforms apply.
+        ``torch.func`` transforms apply. The dtype is ``dtype`` if given, else that of the first
+        floating parameter, else **float64** (not torch's float32 default: in float32 the
+        logistic map rounds onto its unstable fixed point 0 within a few thousand steps).
 
         Example
         -------

@@ -41,6 +41,16 @@ def test_stack_equals_with_params_stack():
     torch.testing.assert_close(ens.params["r"], torch.tensor([3.0, 3.5], dtype=torch.float64))
 
 
+def test_from_step_without_floating_tensors_runs_in_float64():
+    # nothing to take a dtype from: float64, whatever torch's default is
+    assert System.from_step(lambda h, u, p: 4 * h * (1 - h), state_dim=1).dtype == torch.float64
+    assert System.from_step(lambda h, u, p: h, state_dim=1, params={"n": torch.tensor(3)}).dtype == torch.float64
+    # a floating parameter or an explicit dtype decides
+    assert System.from_step(lambda h, u, p: h * p["a"], state_dim=1, params={"a": torch.tensor(0.5)}).dtype == torch.float32
+    assert System.from_step(lambda h, u, p: h, state_dim=1, dtype=torch.float32).dtype == torch.float32
+    assert "float64" in System.from_step(lambda h, u, p: h, state_dim=1).describe()
+
+
 def test_stack_refuses_different_architectures():
     with pytest.raises(ProbeParameterError, match="differs in architecture"):
         System.stack([logistic_system(3.0), linear_system(torch.eye(2))])
@@ -126,8 +136,15 @@ def test_sequence_rows_are_reused_cyclically_over_samples():
     u = s.inputs(0, torch.zeros(5, 1, dtype=torch.float64))
     assert u[:, 0].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0]
     assert s.inputs(0, torch.zeros(2, 1, dtype=torch.float64))[:, 0].tolist() == [1.0, 2.0]
-    ens = s.with_params().with_drive(dynprobe.sequence(U))
-    assert ens.inputs(0, torch.zeros(2, 4, 1, dtype=torch.float64))[1, :, 0].tolist() == [1.0, 2.0, 3.0, 1.0]
+
+    # an ensemble of two networks, each with its own rows ([time, network, rows, M]), reused cyclically
+    U4 = torch.stack([U, 10 * U], dim=1)  # [4, 2, 3, 1]
+    ens = System.stack([s, s]).with_drive(dynprobe.sequence(U4))
+    assert ens.networks == 2
+    h0 = torch.zeros(2, 5, 1, dtype=torch.float64)
+    assert ens.inputs(0, h0)[..., 0].tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0], [10.0, 20.0, 30.0, 10.0, 20.0]]
+    # and the step sees them: h' = h + u from h = 0
+    assert ens.trajectory(h0, 1)[1, ..., 0].tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0], [10.0, 20.0, 30.0, 10.0, 20.0]]
 
 
 def test_sequence_shorter_than_run_is_refused():
