@@ -56,6 +56,43 @@ def test_stack_refuses_different_architectures():
         System.stack([logistic_system(3.0), linear_system(torch.eye(2))])
 
 
+def _capturing(r: float) -> System:
+    return System.from_step(lambda h, u, p: r * h * (1 - h), state_dim=1)  # one qualname, one kind, for every r
+
+
+def test_stack_refuses_steps_that_differ_beyond_their_parameters():
+    # same kind, same (no) parameters, but the closures hold different r: vmapping the first step
+    # over both would run both at r = 3.0
+    with pytest.raises(ProbeParameterError, match="has another step function .* put the varying quantity into params"):
+        System.stack([_capturing(3.0), _capturing(3.9)])
+    # one code with equal closure values is one step: stacked (adapters build a closure per module)
+    assert System.stack([_capturing(3.0), _capturing(3.0)]).networks == 2
+    assert not System.stack([dynprobe.wrap(torch.nn.GRU(2, 3)), dynprobe.wrap(torch.nn.GRU(2, 3))]).looped
+
+
+def test_looped_ensemble_steps_each_network_with_its_own_system():
+    members = [_capturing(3.0), _capturing(3.9), linear_system(torch.tensor([[0.5]]))]
+    ens = System.stack(members, loop=True)
+    assert ens.looped and ens.networks == 3 and "looped" in ens.describe()
+    h0 = torch.full((3, 2, 1), 0.3, dtype=torch.float64)
+    traj = ens.trajectory(h0, 5)
+    for i, m in enumerate(members):
+        torch.testing.assert_close(traj[:, i], m.trajectory(h0[i], 5), rtol=0, atol=0)
+        assert ens.network(i).step_fn is m.step_fn
+    # tangents go through the loop too: J of r x (1 - x) at 0.3 is r (1 - 0.6)
+    from dynprobe.linearize import jacobian
+
+    J = jacobian(ens, h0)[..., 0, 0]
+    torch.testing.assert_close(J[:, 0], torch.tensor([3.0 * 0.4, 3.9 * 0.4, 0.5], dtype=torch.float64))
+    other = System.stack([*members[:2], linear_system(torch.tensor([[0.6]]))], loop=True)
+    assert ens.fingerprint() != other.fingerprint()  # the members' parameters are in it
+    assert ens.to(torch.float32).network(1).dtype == torch.float32
+    with pytest.raises(ProbeParameterError, match="looped ensemble has no stacked parameters"):
+        ens.with_params(r=torch.ones(3))
+    with pytest.raises(ProbeParameterError, match="has N=2, M=0 but system 0 has N=1"):
+        System.stack([_capturing(3.0), linear_system(torch.eye(2))], loop=True)
+
+
 def test_with_params_errors_name_the_parameter():
     s = logistic_system(3.0)
     with pytest.raises(KeyError, match="unknown parameters \\['q'\\]"):
