@@ -55,6 +55,30 @@ def test_band_rejects_a_twice_overconfident_error():
         assert_calibrated(0.3 * rng.standard_normal(100), "3x conservative")
 
 
+@pytest.mark.parametrize("phi", [0.0, 0.6, 0.9])
+def test_long_run_factor_of_an_ar1_series_is_its_closed_form(phi):
+    # blocks x_b = φ x_{b-1} + ε_b: the variance of their mean is (1 + φ)/(1 - φ) times the naive one
+    from dynprobe.plugins.lyapunov.uncertainty import long_run_factor
+
+    rng = np.random.default_rng(1)
+    S, B = 16, 1000
+    eps = rng.standard_normal((S, B + 200))
+    x = np.zeros_like(eps)
+    for b in range(1, B + 200):
+        x[:, b] = phi * x[:, b - 1] + eps[:, b]
+    x = x[:, 200:]
+    y = (x - x.mean(axis=1, keepdims=True))[..., None]  # [sample, block, k = 1]
+    # the estimator's noise: ~ sqrt(2·(lags summed)/(S·B)), a few percent here
+    assert float(long_run_factor(y)[0]) == pytest.approx((1 + phi) / (1 - phi), rel=0.15)
+
+
+def test_anticorrelated_blocks_are_never_credited_below_batch_means():
+    from dynprobe.plugins.lyapunov.uncertainty import long_run_factor
+
+    y = np.tile([1.0, -1.0], (4, 50))[..., None]  # perfectly alternating: true factor ~ 0
+    assert float(long_run_factor(y)[0]) == 1.0
+
+
 def test_per_sample_errors_are_calibrated_on_the_henon_map():
     # 400 initial conditions, each its own estimate of λ₁ with its own standard error
     ds = dynprobe.run("lyapunov", henon_system(), steps=1000, samples=400, k=1, seed=11)
