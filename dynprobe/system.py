@@ -181,9 +181,10 @@ class System:
     What you can ask it
         ``state_dim`` (N), ``input_dim`` (M), ``layout`` (named state slices), ``params``
         (dict of tensors; with a leading ``network`` axis for an ensemble), ``networks``
-        (ensemble size or ``None``), ``drive``, ``readout`` (state → output, or ``None``),
-        ``init`` (how initial states are drawn), ``dtype``, ``device``, ``name``, ``kind``
-        (a structural key: equal kinds can be stacked), ``arch`` (the typed
+        (ensemble size or ``None``), ``looped`` (an ensemble stepped network by network),
+        ``drive``, ``readout`` (state → output, or ``None``), ``init`` (how initial states
+        are drawn), ``dtype``, ``device``, ``name``, ``kind`` (a structural key: equal kinds
+        and equal step functions can be stacked), ``arch`` (the typed
         :class:`~dynprobe.architecture.Architecture` record the adapter filled: cell family,
         nonlinearity, layers, the parameters' roles — what probes read), ``meta`` (free-form
         facts for people, e.g. the module's repr; no probe switches on it),
@@ -197,7 +198,8 @@ class System:
         ``with_params(params, **updates)``, ``with_drive(drive)``, ``with_init(init)``,
         ``with_readout(readout)``,
         ``to(dtype=..., device=...)``, ``network(i)``; ``System.stack(systems)`` builds an
-        ensemble, ``System.from_step(fn, ...)`` wraps any function.
+        ensemble (``loop=True`` for Systems with different steps), ``System.from_step(fn, ...)``
+        wraps any function.
 
     Shapes: a state batch is ``[batch, N]``, or ``[network, batch, N]`` for an ensemble;
     inputs follow with M in place of N. Rows are independent: F acts on each row alone.
@@ -238,7 +240,8 @@ class System:
                 f"System: layout covers {layout.size} coordinates but state_dim is {state_dim}; fix the layout sizes"
             )
         floats = [v for v in params.values() if v.is_floating_point()]
-        self._dtype = dtype or (floats[0].dtype if floats else torch.get_default_dtype())
+        # nothing to take a dtype from: float64, not torch's float32 default (rounding must not decide results)
+        self._dtype = dtype or (floats[0].dtype if floats else torch.float64)
         self._device = torch.device(device) if device is not None else (floats[0].device if floats else torch.device("cpu"))
         self._params = {k: v.detach() for k, v in params.items()}
         if networks is not None:
@@ -261,6 +264,7 @@ class System:
             meta=dict(meta or {}),
         )
         self._drive = drive or autonomous()
+        self._members: tuple[System, ...] | None = None  # a looped ensemble's networks (System.stack(loop=True))
         if readout is not None:
             self._spec = replace(self._spec, readout=_fit_readout(readout, self._dtype, self._device))
         self._drive.check(self)
@@ -286,7 +290,9 @@ class System:
 
         Any map is a System this way — the logistic map, the Hénon map, a user's own cell.
         ``fn`` must be pure (no in-place writes to its inputs, no ``.item()``) so that
-        ``torch.func`` transforms apply.
+        ``torch.func`` transforms apply. The dtype is ``dtype`` if given, else that of the first
+        floating parameter, else **float64** (not torch's float32 default: in float32 the
+        logistic map rounds onto its unstable fixed point 0 within a few thousand steps).
 
         Example
         -------
@@ -309,11 +315,16 @@ class System:
         )
 
     @classmethod
-    def stack(cls, systems: Sequence[System]) -> System:
+    def stack(cls, systems: Sequence[System], *, loop: bool = False) -> System:
         """An ensemble: the systems' parameters stacked along a leading ``network`` axis.
 
-        All systems must have the same ``kind`` (same architecture) and parameter shapes;
-        the first one's step, drive, layout and init are used.
+        All systems must have the same ``kind`` (same architecture), parameter shapes and step
+        function — one code with equal closure values (see :mod:`dynprobe.step_identity`): the
+        first one's step, drive, layout and init are used, and ``vmap`` runs it over the stack.
+        Systems that differ otherwise (a new step function per value, a lambda capturing the
+        swept number) are refused — or, with ``loop=True``, kept as a *looped* ensemble that
+        steps each network with its own System in a Python loop (same N and M required;
+        :attr:`looped` is then true; slower, same results).
         """
         systems = list(systems)
         if not systems:
@@ -322,13 +333,43 @@ class System:
         for i, s in enumerate(systems):
             if s.networks is not None:
                 raise ProbeParameterError(f"System.stack: system {i} is already an ensemble; stack single networks")
-            if s.kind != first.kind or s._param_shapes() != first._param_shapes():
-                raise ProbeParameterError(
-                    f"System.stack: system {i} ({s.describe()}) differs in architecture from system 0 "
-                    f"({first.describe()}); stack only networks of one architecture"
-                )
-        params = {k: torch.stack([s.params[k] for s in systems]) for k in first.params}
-        return first._replace(params=params, networks=len(systems))
+        why = next(((i, r) for i, s in enumerate(systems) if (r := first._unstackable(s))), None)
+        if why is None:
+            params = {k: torch.stack([s.params[k] for s in systems]) for k in first.params}
+            return first._replace(params=params, networks=len(systems))
+        i, reason = why
+        if loop:
+            return cls._looped(systems)
+        raise ProbeParameterError(
+            f"System.stack: system {i} ({systems[i].name}, kind {systems[i].kind!r}) {reason} system 0 "
+            f"({first.name}, kind {first.kind!r}); vmap needs one step differing only in params — put the varying "
+            "quantity into params (System.from_step(fn, params={'r': torch.tensor(r)})), or pass loop=True"
+        )
+
+    def _unstackable(self, other: System) -> str:
+        """Why ``other`` cannot be vmapped together with this System ('' if it can)."""
+        from .step_identity import same_step
+
+        if other.kind != self.kind:
+            return "differs in architecture (kind) from"
+        if other._param_shapes() != self._param_shapes():
+            return "differs in parameter names or shapes from"
+        if not same_step(other.step_fn, self.step_fn):
+            return "has another step function (other code, or other values captured by its closure) than"
+        return ""
+
+    @classmethod
+    def _looped(cls, systems: Sequence[System]) -> System:
+        first = systems[0]
+        bad = [i for i, s in enumerate(systems) if (s.state_dim, s.input_dim) != (first.state_dim, first.input_dim)]
+        if bad:
+            raise ProbeParameterError(
+                f"System.stack: system {bad[0]} has N={systems[bad[0]].state_dim}, M={systems[bad[0]].input_dim} but "
+                f"system 0 has N={first.state_dim}, M={first.input_dim}; an ensemble needs one state and input size"
+            )
+        members = tuple(s.to(dtype=first.dtype, device=first.device) for s in systems)
+        return first._replace(params={}, networks=len(members), members=members,
+                              kind="looped:" + "|".join(sorted({m.kind for m in members})))
 
     def _replace(self, **changes: Any) -> System:
         spec_fields = {f for f in _Spec.__dataclass_fields__}
@@ -340,6 +381,7 @@ class System:
         new._dtype = changes.get("dtype", self._dtype)
         new._device = changes.get("device", self._device)
         new._drive = changes.get("drive", self._drive)
+        new._members = changes.get("members", self._members)
         new._drive.check(new)
         return new
 
@@ -375,6 +417,11 @@ class System:
     @property
     def networks(self) -> int | None:
         return self._networks
+
+    @property
+    def looped(self) -> bool:
+        """True for an ensemble of Systems that could not be vmapped together (``System.stack(loop=True)``)."""
+        return self._members is not None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -417,6 +464,8 @@ class System:
     def step(self, h: Tensor, u: Tensor, params: Mapping[str, Tensor] | None = None) -> Tensor:
         """The raw map F(h, u; θ) on ``[*lead, N]`` states and ``[*lead, M]`` inputs."""
         p = self._params if params is None else params
+        if self._members is not None:  # a looped ensemble: each network steps with its own System
+            return torch.stack([m.step(h[i], u[i]) for i, m in enumerate(self._members)])
         if self._networks is None:
             return self._spec.step(h, u, p)
         return torch.func.vmap(self._spec.step, in_dims=(0, 0, 0))(h, u, p)
@@ -502,6 +551,10 @@ class System:
         new = dict(self._params)
         given = dict(params or {})
         given.update(updates)
+        if given and self._members is not None:
+            raise ProbeParameterError(
+                f"{self.name}: a looped ensemble has no stacked parameters; change its member Systems and stack them again"
+            )
         unknown = sorted(set(given) - set(new))
         if unknown:
             raise KeyError(f"{self.name}: unknown parameters {unknown}; parameters are {sorted(new)}")
@@ -548,6 +601,8 @@ class System:
         """The ``i``-th network of an ensemble as a single System."""
         if self._networks is None:
             raise ProbeParameterError(f"{self.name}: not an ensemble; network(i) needs stacked parameters")
+        if self._members is not None:
+            return self._members[i].with_drive(self._drive).with_readout(self._members[i].readout)
         return self._replace(params={k: v[i] for k, v in self._params.items()}, networks=None)
 
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> System:
@@ -557,7 +612,8 @@ class System:
         params = {
             k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype) for k, v in self._params.items()
         }
-        return self._replace(params=params, dtype=dtype, device=device,
+        members = None if self._members is None else tuple(m.to(dtype, device) for m in self._members)
+        return self._replace(params=params, dtype=dtype, device=device, members=members,
                              readout=_fit_readout(self._spec.readout, dtype, device))
 
     # ------------------------------------------------------------------ identity
@@ -565,6 +621,8 @@ class System:
         """sha256 over parameter names, shapes, dtypes and values (the ``model_fingerprint``)."""
         digest = hashlib.sha256()
         digest.update(self.kind.encode())
+        for member in self._members or ():
+            digest.update(member.fingerprint().encode())
         for key in sorted(self._params):
             value = self._params[key].detach().to("cpu").contiguous()
             digest.update(f"{key}:{list(value.shape)}:{value.dtype}".encode())
@@ -574,6 +632,7 @@ class System:
     def describe(self) -> str:
         """One line: name, sizes, layout, drive, dtype (used in every result's attrs)."""
         ens = f", {self._networks} networks" if self._networks is not None else ""
+        ens += " (looped: one System per network)" if self._members is not None else ""
         return (
             f"{self.name}: N={self.state_dim} ({self.layout.describe()}), M={self.input_dim}, "
             f"drive={self._drive.describe()}{ens}, {str(self._dtype).removeprefix('torch.')} on {self._device}"

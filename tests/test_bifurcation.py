@@ -322,3 +322,57 @@ def test_periods_cross_checked_by_an_installed_finder(shift: float, expected: in
     with use_registry(Registry(plugins=[dynprobe.plugins.bifurcation], entry_points=False)):
         none = dynprobe.run("bifurcation", logistic(), path="scalar:r", values=[3.5], steps=40)
     assert none.period_verified.item() == -1 and none.attrs["period_finder"] == "period3 not installed"
+
+
+# ---------------------------------------------------------------- custom paths that cannot be vmapped
+
+
+def _new_logistic(system: System, s: float) -> System:
+    """What a user writes: a fresh System, and a fresh step capturing s, for every value."""
+    return System.from_step(lambda h, u, p: s * h * (1 - h), state_dim=1, init=system.init)
+
+
+def test_custom_path_with_a_new_step_per_value_runs_value_by_value() -> None:
+    values = [2.9, 3.2, 3.5, 3.9]
+    looped = bifurcation(logistic(), path=_new_logistic, values=values, samples=3, steps=64, verify=0)
+    assert looped.attrs["path_stacking"].startswith("looped")
+    # oracles: the fixed point (λ = log|2 - r| = log 0.9), periods 2 and 4, chaos
+    assert list(looped.regime.values) == ["fixed_point", "periodic", "periodic", "chaotic"]
+    assert list(looped.period.values[:3]) == [1, 2, 4]
+    assert float(looped.max_exponent[0]) == pytest.approx(math.log(0.9), abs=1e-6)
+    # and exactly what the vmapped path over the parameter r gives
+    vmapped = bifurcation(logistic(), path="scalar:r", values=values, samples=3, steps=64, verify=0)
+    assert vmapped.attrs["path_stacking"] == "vmap"
+    np.testing.assert_array_equal(looped.orbit.values, vmapped.orbit.values)
+    np.testing.assert_array_equal(looped.sample_exponent.values, vmapped.sample_exponent.values)
+
+
+def test_custom_path_returning_new_parameters_is_vmapped() -> None:
+    fn = lambda system, s: system.with_params(r=torch.tensor(s, dtype=F64))  # noqa: E731
+    ds = bifurcation(logistic(), path=fn, values=[2.9, 3.9], samples=2, steps=32, verify=0)
+    assert ds.attrs["path_stacking"] == "vmap" and list(ds.regime.values) == ["fixed_point", "chaotic"]
+
+
+def test_looped_path_keeps_each_values_own_constant_input() -> None:
+    # a new step per value and a new constant input per value: h' = tanh(a h + u), u = c
+    pairs = [(0.5, 0.2), (0.9, -0.4), (1.5, 0.1)]
+
+    def fn(system: System, i: float) -> System:
+        a, c = pairs[int(i)]
+        return System.from_step(lambda h, u, p: torch.tanh(a * h + u), state_dim=1, input_dim=1,
+                                init=system.init).with_drive(dynprobe.constant(c))
+
+    base = fn(logistic(), 0)
+    ds = bifurcation(base, path=fn, values=[0, 1, 2], samples=2, steps=20, burn_in=4, verify=0)
+    assert ds.attrs["path_stacking"].startswith("looped")
+    h0 = base.initial_state(2, seed=0)
+    for i in range(3):
+        traj = fn(base, i).trajectory(h0, 23)[4:24, :, 0]  # [time, sample]
+        np.testing.assert_allclose(ds.orbit.isel(param=i).values, traj.T.numpy(), rtol=0, atol=1e-15)
+
+
+def test_checkpoints_of_one_architecture_are_vmapped() -> None:
+    torch.manual_seed(2)
+    path = Checkpoints(items=[nn.RNN(1, 3).double() for _ in range(3)])
+    ds = bifurcation(None, path=path, samples=2, steps=16, burn_in=2, verify=0)
+    assert ds.attrs["path_stacking"] == "vmap"

@@ -156,7 +156,7 @@ def test_truncated_metadata_above_the_results_hides_nothing_and_is_repaired(stor
 def test_an_interrupted_write_leaves_no_completion_mark_and_is_recomputed(store, monkeypatch):
     """Kill a write half-way (after the first array): the group must hold no completion mark,
     read as absent, and be recomputed. Writing the mark with the attrs before the arrays (the
-    mutant registered in tests/mutation/mutants_batch.toml) fails the first assertion."""
+    mutant registered in tests/mutation/mutants.toml) fails the first assertion."""
     out, paths = store
     victim = paths[2]
     folder = result_folder(out, victim, "norms")

@@ -134,6 +134,9 @@ def test_reorthonormalizing_less_often_keeps_the_leading_exponents():
     sparse = dynprobe.run("lyapunov", system, steps=2000, seed=2, reorth_every=5)
     auto = dynprobe.run("lyapunov", system, steps=2000, seed=2, reorth_every="auto")
     np.testing.assert_allclose(sparse.exponent_mean.values[:2], every.exponent_mean.values[:2], atol=1e-8)
+    # 100 blocks of 20 steps: m = 5 sees the same blocks as m = 1, hence the same standard errors
+    assert every.attrs["blocks"] == sparse.attrs["blocks"] == 100
+    np.testing.assert_allclose(sparse.exponent_stderr.values[:2], every.exponent_stderr.values[:2], rtol=1e-5)
     np.testing.assert_allclose(auto.exponent_mean.values, every.exponent_mean.values, atol=1e-6)
     assert auto.attrs["reorth_every"] == "auto"
 
@@ -207,3 +210,153 @@ def test_marginal_linear_rotation_is_near_the_edge():
     regime, memory = verdicts(ds)
     assert regime.verdict == "near the edge of chaos"
     assert memory.verdict.startswith("long memory")
+
+
+# ---------------------------------------------------------------- standard errors and attractors
+
+
+def _driven_tanh(a: float = 0.9, steps: int = 1200, seed: int = 0) -> dynprobe.System:
+    """h' = tanh(a h + u_t), one input sequence for every sample: λ = E log|a (1 - h'²)| < 0, so
+    every trajectory converges onto the one the input dictates (a random attractor)."""
+    U = torch.randn(steps, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    s = dynprobe.System.from_step(lambda h, u, p: torch.tanh(p["a"] * h + u), state_dim=1, input_dim=1,
+                                  params={"a": torch.tensor(a, dtype=torch.float64)})
+    return s.with_drive(dynprobe.sequence(U))
+
+
+def test_samples_that_follow_one_input_count_as_one():
+    # after the burn-in the 8 trajectories coincide: 8 samples carry the information of one, so
+    # the error of their mean must not shrink like 1/sqrt(8) (S x B block means are not independent)
+    system = _driven_tanh()
+    one = dynprobe.run("lyapunov", system, steps=1000, samples=1, seed=4)
+    eight = dynprobe.run("lyapunov", system, steps=1000, samples=8, seed=4)
+    assert np.ptp(eight.exponents.values) < 1e-6  # they did synchronize
+    ratio = float(eight.exponent_stderr[0] / one.exponent_stderr[0])
+    assert 0.9 < ratio < 1.1, ratio
+    assert int(eight.attractors) == 1
+
+
+def test_stderr_is_the_larger_of_within_and_between():
+    ds = dynprobe.run("lyapunov", henon_system(), steps=1000, samples=6, seed=2)
+    w, b, se = (ds[v].values for v in ("exponent_stderr_within", "exponent_stderr_between", "exponent_stderr"))
+    np.testing.assert_array_equal(se, np.maximum(w, b))
+    # the between term is the plain spread of the per-sample exponents
+    np.testing.assert_allclose(b, ds.exponents.std("sample", ddof=1).values / np.sqrt(6), rtol=1e-12)
+    one = dynprobe.run("lyapunov", henon_system(), steps=1000, samples=1, seed=2)
+    assert np.isnan(one.exponent_stderr_between.values).all()
+    np.testing.assert_array_equal(one.exponent_stderr.values, one.exponent_stderr_within.values)
+
+
+def test_block_steps_add_up_to_the_run_for_any_reorthonormalization_interval():
+    from dynprobe.linearize import TangentMap, qr_positive
+    from dynprobe.tangent import qr_iterate
+
+    system = dynprobe.load_system("lstm2d_chaotic")
+    # the step counts of the blocks add up to the run, also when m does not divide it
+    h = system.initial_state(2, seed=1)
+    n = system.state_dim
+    q = qr_positive(torch.randn(2, n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    for m in (1, 5, 7):
+        run = qr_iterate(TangentMap(system, trace=False), h, q, steps=103, reorth_every=m, blocks=10)
+        assert sum(run.block_steps) == 103, (m, run.block_steps)
+        assert all(s % m == 0 for s in run.block_steps[:-1]) and len(run.block_steps) <= 10
+
+
+def _two_attractor_map() -> dynprobe.System:
+    """x ↦ 4x(1 - x) on [0, 1] (chaos, λ = ln 2) and x ↦ (x - 1)/2 below 0 (the fixed point -1,
+    λ = ln ½): the sign of the initial state decides the attractor."""
+    return dynprobe.System.from_step(lambda h, u, p: torch.where(h >= 0, 4 * h * (1 - h), 0.5 * h - 0.5), state_dim=1,
+                                     init=dynprobe.InitialState(low=-1.0, high=1.0), name="two_attractors")
+
+
+def test_samples_on_different_attractors_are_labelled_and_warned():
+    from dynprobe.plugins.lyapunov import summary, verdicts
+
+    system = _two_attractor_map()
+    with pytest.warns(RuntimeWarning, match="reach 2 attractors with different largest exponents"):
+        ds = dynprobe.run("lyapunov", system, steps=2000, samples=12, seed=3)
+    x0 = system.initial_state(12, seed=3)[:, 0].numpy()
+    expected = np.where(x0 >= 0, 0, 1)  # 0 = the group with the largest exponent (the chaotic one)
+    assert 0 < expected.sum() < 12
+    np.testing.assert_array_equal(ds.attractor.values, expected)
+    assert int(ds.attractors) == 2
+    lam = ds.exponents.values[:, 0]
+    np.testing.assert_allclose(lam[expected == 1], math.log(0.5), atol=1e-3)
+    assert abs(lam[expected == 0].mean() - math.log(2)) < 0.02
+    # the between-sample spread dominates the error of the mean over both attractors
+    assert float(ds.exponent_stderr_between[0]) > 10 * float(ds.exponent_stderr_within[0])
+    assert any(v.topic == "attractors" and "2 attractors" in v.verdict for v in verdicts(ds))
+    assert dict(summary(ds))["attractors (by lambda_1)"].startswith("2: lambda_1 = +0.69")
+
+
+def test_one_attractor_is_one_group():
+    ds = dynprobe.run("lyapunov", henon_system(), steps=1000, samples=16, seed=5)
+    assert int(ds.attractors) == 1 and (ds.attractor.values == 0).all()
+
+
+# ---------------------------------------------------------------- the regime verdict's band
+
+
+@pytest.mark.parametrize("lam, se, regime", [
+    (0.02, 0.01, "marginal"),      # inside 3·stderr = 0.03
+    (0.0299, 0.01, "marginal"),
+    (0.0301, 0.01, "chaotic"),
+    (-0.0299, 0.01, "marginal"),
+    (-0.0301, 0.01, "ordered"),
+    (0.75, 0.25, "marginal"),      # exactly on the band (3 x 0.25 is exact): strictly beyond is needed
+    (0.7500001, 0.25, "chaotic"),
+    (-0.75, 0.25, "marginal"),
+    (0.0099, 0.001, "marginal"),   # the floor REGIME_TOL = 0.01 when 3·stderr is smaller
+    (0.0101, 0.001, "chaotic"),
+    (-0.0101, 0.001, "ordered"),
+    (0.0101, float("nan"), "chaotic"),  # an undefined stderr falls back to the floor
+    (float("nan"), 0.01, "undetermined"),
+    (-math.inf, 0.0, "ordered"),
+], ids=str)
+def test_regime_band_is_three_standard_errors_or_the_floor(lam, se, regime):
+    from dynprobe.plugins.lyapunov import regime_of
+
+    assert regime_of(lam, se) == regime
+
+
+# ---------------------------------------------------------------- defaults and floating-point cycles
+
+
+def test_logistic_map_from_step_without_a_dtype_gives_ln2():
+    # the README's worst case: no parameters, no dtype, the N(0, 0.5) default init
+    system = dynprobe.System.from_step(lambda h, u, p: 4 * h * (1 - h), state_dim=1)
+    with pytest.warns(RuntimeWarning, match="diverged"):  # the draws outside [0, 1] escape to -inf
+        ds = dynprobe.run("lyapunov", system, steps=5000, samples=16)
+    assert ds.attrs["dtype"] == "float64"
+    x0 = system.initial_state(16, seed=0)[:, 0].numpy()
+    np.testing.assert_array_equal(ds.diverged.values, (x0 < 0) | (x0 > 1))
+    lam, se = float(ds.exponent_mean[0]), float(ds.exponent_stderr[0])
+    assert abs(lam - math.log(2)) < 4 * se, (lam, se)
+    assert not ds.stuck.any()
+
+
+def test_float32_logistic_map_stuck_on_zero_is_flagged_and_left_out():
+    system = dynprobe.System.from_step(lambda h, u, p: 4 * h * (1 - h), state_dim=1, dtype=torch.float32,
+                                       init=dynprobe.InitialState(low=0.05, high=0.95))
+    with pytest.warns(RuntimeWarning, match=r"exact floating-point cycle \(period 1\) whose tangent dynamics expand"):
+        ds = dynprobe.run("lyapunov", system, steps=5000, samples=64, seed=1)
+    stuck = ds.stuck.values
+    assert stuck.any() and not stuck.all()
+    # a stuck sample sits on x = 0 exactly (4x(1-x) = 0, slope 4): its exponent drifts towards ln 4
+    assert (ds.cycle_period.values[stuck] == 1).all()
+    assert (ds.exponents.values[stuck, 0] > math.log(2) + 0.05).all()
+    used = ~stuck & ~ds.diverged.values
+    np.testing.assert_allclose(float(ds.exponent_mean[0]), ds.exponents.values[used, 0].mean(), rtol=1e-12)
+    assert abs(float(ds.exponent_mean[0]) - math.log(2)) < 4 * float(ds.exponent_stderr[0])
+    assert (ds.attractor.values[stuck] == -1).all()
+
+
+def test_stable_orbits_reached_exactly_are_not_stuck():
+    # r = 3.2: a stable 2-cycle, reached to machine precision (an exact floating-point cycle)
+    ds = dynprobe.run("lyapunov", logistic_system(3.2), steps=2000, samples=4)
+    assert (ds.cycle_period.values % 2 == 0).all() and (ds.cycle_period.values > 0).all()
+    assert not ds.stuck.any() and float(ds.exponent_mean[0]) < 0
+    # a start on an unstable fixed point is the user's choice, not rounding: not stuck
+    ds = dynprobe.run("lyapunov", _at_origin(linear_system(torch.diag(torch.tensor([1.5, 0.5])))), steps=300, burn_in=0)
+    assert (ds.cycle_period.values == 1).all() and not ds.stuck.any()
+    np.testing.assert_allclose(ds.exponent_mean.values, np.log([1.5, 0.5]), atol=5e-3)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from meanfield_reference import reference_minimal, reference_vanilla
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
@@ -58,9 +59,16 @@ def test_with_a_system_theory_sits_next_to_measurement():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = check_probe("meanfield", system, steps=150, horizons=(1, 5), mc_networks=4, mc_steps=15)
-    pred = predict_point(system)
-    assert float(ds.chi_1) == pytest.approx(pred.chi_1, rel=1e-12)  # no grid: the estimate itself
-    assert float(ds.estimated_sigma_w) == pytest.approx(pred.estimate.sigma_w)
+    # oracle: the hyper-parameters by their definitions from the weights and the drive (σ_w² = N·E[W²],
+    # σ_v² = M·E[V²], b's std and mean, R = E[u²]), then q* and χ₁ by scipy brentq + quad (eq. 2, 4)
+    W, V, b = (getattr(net, k).detach().numpy() for k in ("W", "V", "b"))
+    hyper = (np.sqrt(96 * np.mean(W**2)), np.sqrt(4 * np.mean(V**2)), np.std(b), np.mean(b), float(np.mean(u.numpy() ** 2)))
+    for name, value in zip(("sigma_w", "sigma_v", "sigma_b", "mu_b", "R"), hyper):
+        assert float(ds[f"estimated_{name}"]) == pytest.approx(value, rel=1e-12, abs=1e-15), name
+    q_star, chi_1 = reference_vanilla(*hyper)
+    assert float(ds.chi_1) == pytest.approx(chi_1, rel=1e-9)  # no grid: theory at the network's own point
+    assert float(ds.q_star) == pytest.approx(q_star, rel=1e-9)
+    assert float(ds.estimated_sigma_w) == pytest.approx(1.4, rel=0.05)  # and the draw honours its σ_w
     # λ_max ≈ ½ log χ₁ for a network this wide (within finite-N and finite-time error)
     assert float(ds.lambda_max_measured) == pytest.approx(float(ds.lambda_max_estimate), abs=0.03)
     # the mean squared singular value of one step is χ₁ (eq. 11) to within finite-N error
@@ -76,9 +84,13 @@ def test_with_a_system_and_a_grid_the_network_is_a_point_on_the_diagram():
     ds = dynprobe.run("meanfield", system, sigma_w=list(np.linspace(1, 8, 5)), mu_b=list(np.linspace(-2, 4, 4)),
                       measure=False)
     assert ds.chi_1.dims == ("sigma_w", "mu_b")
-    pred = predict_point(system)
-    assert float(ds.chi_1_estimate) == pytest.approx(pred.chi_1)
-    point = pred.point(("sigma_w", "mu_b"))
+    # oracle: minimalRNN theory (App. C) by scipy at the hyper-parameters read off the weights by their
+    # definitions; its input is x̃ = tanh(W_x u) for the constant u = 0.5, so R = E[x̃²]
+    W, V, b, W_x = (getattr(net, k).detach().numpy() for k in ("W", "V", "b", "W_x"))
+    R = float(np.mean(np.tanh(W_x @ np.full(2, 0.5)) ** 2))
+    hyper = (np.sqrt(16 * np.mean(W**2)), np.sqrt(16 * np.mean(V**2)), np.std(b), np.mean(b), R)
+    assert float(ds.chi_1_estimate) == pytest.approx(reference_minimal(*hyper)[1], rel=1e-9)
+    point = predict_point(system).point(("sigma_w", "mu_b"))
     assert point["sigma_w"] == pytest.approx(4.0, rel=0.1) and point["mu_b"] == pytest.approx(1.0, abs=1e-12)
     fig = ds.dynprobe.plot()
     assert len(fig.axes) >= 2

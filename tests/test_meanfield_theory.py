@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from meanfield_reference import E
+from meanfield_reference import E, reference_minimal, reference_vanilla
 from scipy import optimize, special
 
 from dynprobe.plugins.meanfield.theory import Grid, cosine_trajectory, predict
@@ -17,26 +17,6 @@ from dynprobe.plugins.meanfield.theory import Grid, cosine_trajectory, predict
 def grid(cell="vanilla", phi="tanh", **kw):
     base = {"sigma_w": 1.0, "sigma_v": 0.0, "sigma_b": 0.0, "mu_b": 0.0, "R": 1.0, "sigma12": 1.0}
     return Grid.of(cell, phi, **{**base, **kw})
-
-
-def reference_vanilla(sw, sv, sb, mu, R):
-    c0 = sv**2 * R + sb**2
-    q = optimize.brentq(lambda q: sw**2 * E(lambda x: np.tanh(x) ** 2, q, mu) + c0 - q, 1e-12, sw**2 + c0 + 1,
-                        xtol=1e-15, rtol=1e-15)
-    return q, sw**2 * E(lambda x: (1 - np.tanh(x) ** 2) ** 2, q, mu)
-
-
-def reference_minimal(sw, sv, sb, mu, R):
-    sig = special.expit
-    c0 = sv**2 * R + sb**2
-
-    def g(Q):
-        q = sw**2 * Q + c0
-        return Q * E(lambda x: sig(x) ** 2, q, mu) + R * E(lambda x: (1 - sig(x)) ** 2, q, mu) - Q
-
-    Q = optimize.brentq(g, 1e-14, 10 * R + 1, xtol=1e-15, rtol=1e-15)
-    q = sw**2 * Q + c0
-    return q, E(lambda x: sig(x) ** 2, q, mu) + sw**2 * (Q + R) * E(lambda x: (sig(x) * (1 - sig(x))) ** 2, q, mu)
 
 
 def test_chi1_tends_to_one_as_sigma_w_tends_to_one_for_tanh_without_bias():

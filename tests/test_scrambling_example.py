@@ -8,6 +8,7 @@ two separate runs (counts on the window; orbits on the whole line).
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,8 +44,16 @@ def test_example_quick_run(tmp_path):
     row = load_example().measure(400, 3, row=3)
     assert row["method"] == "exact" and row["p3"] <= row["p2"]  # Sharkovsky: period 3 forces period 2
     figure = tmp_path / "fig.png"
-    out = subprocess.run([sys.executable, str(EXAMPLE), "--networks", "500", "--figure", str(figure)],
+    # seed 1: among 500 networks of row 1 there is a Li-Yorke one (seed 0 has none in any row, and
+    # the example then writes no figure), so the figure must be written
+    out = subprocess.run([sys.executable, str(EXAMPLE), "--networks", "500", "--seed", "1", "--figure", str(figure)],
                          capture_output=True, text=True, check=True, timeout=600).stdout
     assert "Pr[period 3] %" in out and "overwrote its array of first iterates" in out
     assert len([line for line in out.splitlines() if line[:2] in {"1:", "2:", "3:", "4:", "5:"}]) == 5
-    assert not figure.exists() or figure.stat().st_size > 20_000
+    found = re.search(r"figure: .* \(row (\d), network (\d+)\)", out)
+    assert found, out[-300:]
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and figure.stat().st_size > 20_000
+    # the network drawn is one with a period-3 orbit (the figure shows f and f^3 of a Li-Yorke map)
+    row, i = int(found.group(1)), int(found.group(2))
+    system = dynprobe.model("fig3", row=row, networks=500, seed=1 + row)
+    assert bool(dynprobe.run("period3", system.network(i)).li_yorke)

@@ -66,6 +66,23 @@ def test_contraction_pairs_are_asymptotic(offset):
     assert (ds.lyapunov_max.values < 0).all()
 
 
+def test_diverging_pairs_are_flagged_and_kept_out_of_the_statistics():
+    # x -> x^2 from [0.5, 1.5]: starts above 1 overflow to inf within ~15 steps (finite at first),
+    # starts below 1 fall to the fixed point 0; the sign of x0 - 1 is the oracle
+    system = dynprobe.System.from_step(lambda h, u, p: h * h, state_dim=1, init=dynprobe.InitialState(low=0.5, high=1.5))
+    with pytest.warns(RuntimeWarning, match=r"scrambling: \d+ of 12 pairs diverged"):
+        ds = dynprobe.run("scrambling", system, steps=60, samples=12, burn_in=0, seed=2)
+    expected = system.initial_state(12, seed=2)[:, 0].numpy() > 1
+    assert 0 < expected.sum() < 12
+    np.testing.assert_array_equal(ds.diverged.values, expected)
+    assert np.isnan(ds.distance.values[expected]).all()  # the whole record of a diverged pair is NaN
+    for name in ("liminf", "limsup", "separation_rate", "lyapunov_max"):
+        # (-inf is an answer: x -> 0 is superstable, the tangent underflows to 0)
+        assert np.isnan(ds[name].values[expected]).all() and not np.isnan(ds[name].values[~expected]).any(), name
+    assert not (ds.proximal | ds.asymptotic | ds.scrambled).values[expected].any()
+    assert ds.asymptotic.values[~expected].all() and np.isfinite(float(ds.diameter))
+
+
 def test_plots_summaries_and_suggest():
     probes = {p.name: p for p in dynprobe.list_probes()}
     p3 = probes["period3"]

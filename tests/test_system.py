@@ -41,9 +41,56 @@ def test_stack_equals_with_params_stack():
     torch.testing.assert_close(ens.params["r"], torch.tensor([3.0, 3.5], dtype=torch.float64))
 
 
+def test_from_step_without_floating_tensors_runs_in_float64():
+    # nothing to take a dtype from: float64, whatever torch's default is
+    assert System.from_step(lambda h, u, p: 4 * h * (1 - h), state_dim=1).dtype == torch.float64
+    assert System.from_step(lambda h, u, p: h, state_dim=1, params={"n": torch.tensor(3)}).dtype == torch.float64
+    # a floating parameter or an explicit dtype decides
+    assert System.from_step(lambda h, u, p: h * p["a"], state_dim=1, params={"a": torch.tensor(0.5)}).dtype == torch.float32
+    assert System.from_step(lambda h, u, p: h, state_dim=1, dtype=torch.float32).dtype == torch.float32
+    assert "float64" in System.from_step(lambda h, u, p: h, state_dim=1).describe()
+
+
 def test_stack_refuses_different_architectures():
     with pytest.raises(ProbeParameterError, match="differs in architecture"):
         System.stack([logistic_system(3.0), linear_system(torch.eye(2))])
+
+
+def _capturing(r: float) -> System:
+    return System.from_step(lambda h, u, p: r * h * (1 - h), state_dim=1)  # one qualname, one kind, for every r
+
+
+def test_stack_refuses_steps_that_differ_beyond_their_parameters():
+    # same kind, same (no) parameters, but the closures hold different r: vmapping the first step
+    # over both would run both at r = 3.0
+    with pytest.raises(ProbeParameterError, match="has another step function .* put the varying quantity into params"):
+        System.stack([_capturing(3.0), _capturing(3.9)])
+    # one code with equal closure values is one step: stacked (adapters build a closure per module)
+    assert System.stack([_capturing(3.0), _capturing(3.0)]).networks == 2
+    assert not System.stack([dynprobe.wrap(torch.nn.GRU(2, 3)), dynprobe.wrap(torch.nn.GRU(2, 3))]).looped
+
+
+def test_looped_ensemble_steps_each_network_with_its_own_system():
+    members = [_capturing(3.0), _capturing(3.9), linear_system(torch.tensor([[0.5]]))]
+    ens = System.stack(members, loop=True)
+    assert ens.looped and ens.networks == 3 and "looped" in ens.describe()
+    h0 = torch.full((3, 2, 1), 0.3, dtype=torch.float64)
+    traj = ens.trajectory(h0, 5)
+    for i, m in enumerate(members):
+        torch.testing.assert_close(traj[:, i], m.trajectory(h0[i], 5), rtol=0, atol=0)
+        assert ens.network(i).step_fn is m.step_fn
+    # tangents go through the loop too: J of r x (1 - x) at 0.3 is r (1 - 0.6)
+    from dynprobe.linearize import jacobian
+
+    J = jacobian(ens, h0)[..., 0, 0]
+    torch.testing.assert_close(J[:, 0], torch.tensor([3.0 * 0.4, 3.9 * 0.4, 0.5], dtype=torch.float64))
+    other = System.stack([*members[:2], linear_system(torch.tensor([[0.6]]))], loop=True)
+    assert ens.fingerprint() != other.fingerprint()  # the members' parameters are in it
+    assert ens.to(torch.float32).network(1).dtype == torch.float32
+    with pytest.raises(ProbeParameterError, match="looped ensemble has no stacked parameters"):
+        ens.with_params(r=torch.ones(3))
+    with pytest.raises(ProbeParameterError, match="has N=2, M=0 but system 0 has N=1"):
+        System.stack([_capturing(3.0), linear_system(torch.eye(2))], loop=True)
 
 
 def test_with_params_errors_name_the_parameter():
@@ -126,8 +173,15 @@ def test_sequence_rows_are_reused_cyclically_over_samples():
     u = s.inputs(0, torch.zeros(5, 1, dtype=torch.float64))
     assert u[:, 0].tolist() == [1.0, 2.0, 3.0, 1.0, 2.0]
     assert s.inputs(0, torch.zeros(2, 1, dtype=torch.float64))[:, 0].tolist() == [1.0, 2.0]
-    ens = s.with_params().with_drive(dynprobe.sequence(U))
-    assert ens.inputs(0, torch.zeros(2, 4, 1, dtype=torch.float64))[1, :, 0].tolist() == [1.0, 2.0, 3.0, 1.0]
+
+    # an ensemble of two networks, each with its own rows ([time, network, rows, M]), reused cyclically
+    U4 = torch.stack([U, 10 * U], dim=1)  # [4, 2, 3, 1]
+    ens = System.stack([s, s]).with_drive(dynprobe.sequence(U4))
+    assert ens.networks == 2
+    h0 = torch.zeros(2, 5, 1, dtype=torch.float64)
+    assert ens.inputs(0, h0)[..., 0].tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0], [10.0, 20.0, 30.0, 10.0, 20.0]]
+    # and the step sees them: h' = h + u from h = 0
+    assert ens.trajectory(h0, 1)[1, ..., 0].tolist() == [[1.0, 2.0, 3.0, 1.0, 2.0], [10.0, 20.0, 30.0, 10.0, 20.0]]
 
 
 def test_sequence_shorter_than_run_is_refused():

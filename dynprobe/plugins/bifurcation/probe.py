@@ -34,6 +34,8 @@ __all__ = ["bifurcation", "parse_values", "ATTRACTOR_TOL"]
 ATTRACTOR_TOL = 1e-3
 """Relative distance within which two converged periodic orbits count as one attractor."""
 QR_INTERVAL = 8
+LOOPED_NOTE = ("looped: the path's Systems have different step functions, so each value is stepped with its own "
+               "System in a Python loop (same results as vmap, slower); return system.with_params(...) to vmap them")
 
 
 def parse_values(values: Sequence[float] | str | np.ndarray) -> np.ndarray:
@@ -267,6 +269,7 @@ def bifurcation(
         the_path, vals, orbit, lam, diverged, cls, verified,
         attrs={
             "path": the_path.describe(),
+            "path_stacking": LOOPED_NOTE if ensemble.looped else "vmap",
             "projection": projection if isinstance(projection, str) else f"function {getattr(projection, '__qualname__', '')}",
             "burn_in": int(burn_in),
             "steps": int(steps),

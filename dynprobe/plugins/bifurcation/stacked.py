@@ -4,7 +4,9 @@ Both end in :func:`stack_systems`: the Systems (one per swept value) are stacked
 ensemble with ``System.stack`` — stepped with ``vmap`` like every other path — keeping what may
 differ between them: a constant input (lifted into a per-network parameter, see
 :func:`dynprobe.plugins.bifurcation.paths.lift_inputs`) and the readout (each network keeps its own, e.g.
-the trained head of each checkpoint).
+the trained head of each checkpoint). Systems that cannot be vmapped together — a function
+that builds a new step per value — are stepped value by value instead (a looped ensemble,
+``System.stack(..., loop=True)``), with the same results, more slowly.
 
 References
 ----------
@@ -14,7 +16,7 @@ diagrams over training epochs).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,8 +55,26 @@ def _per_network_readout(readouts: Sequence[Callable[[Tensor], Tensor]]) -> Call
     return readout
 
 
+def _bake_constant(system: System) -> System:
+    """The System with its constant input folded into the step: autonomous, same map."""
+    level = current_input(system).to(device=system.device, dtype=system.dtype)
+    base = system.step_fn
+
+    def step(h: Tensor, u: Tensor, p: Mapping[str, Tensor]) -> Tensor:
+        return base(h, level.expand(*h.shape[:-1], level.shape[-1]), p)
+
+    return System(step, system.params, state_dim=system.state_dim, input_dim=system.input_dim, layout=system.layout,
+                  readout=system.readout, init=system.init, name=system.name, kind=f"{system.kind}+constant",
+                  arch=system.arch, meta=system.meta, dtype=system.dtype, device=system.device)
+
+
 def stack_systems(template: System, systems: Sequence[System], what: str) -> System:
-    """Stack single Systems into one ensemble, keeping per-system constant inputs and readouts."""
+    """Stack single Systems into one ensemble, keeping per-system constant inputs and readouts.
+
+    Systems that share one step (differing only in their parameters) are stacked for ``vmap``;
+    others — a new step function per value — become a *looped* ensemble (``System.stack(...,
+    loop=True)``), stepped value by value: slower, with the same results.
+    """
     systems = [s.to(dtype=template.dtype, device=template.device) for s in systems]
     drives = {s.drive.describe() for s in systems}
     lifted = False
@@ -64,15 +84,20 @@ def stack_systems(template: System, systems: Sequence[System], what: str) -> Sys
                 f"path {what!r}: the Systems differ in their drives ({', '.join(sorted(drives))}); only constant "
                 "inputs may vary along a path — use the same drive, or constant(...) drives"
             )
-        levels = torch.stack([current_input(s) for s in systems])
         lifted = True
+    same = [s.with_drive(systems[0].drive) for s in systems]
     try:
-        ensemble = System.stack([s.with_drive(systems[0].drive) for s in systems])
-    except ProbeParameterError as err:
-        raise ProbeParameterError(f"path {what!r}: {err}") from err
+        ensemble = System.stack(same)
+    except ProbeParameterError:
+        try:  # cannot be vmapped: one System per value, each keeping its own constant input
+            ensemble = System.stack([_bake_constant(s) for s in systems] if lifted else same, loop=True)
+        except ProbeParameterError as err:
+            raise ProbeParameterError(f"path {what!r}: {err}") from err
+        lifted = False
     if not _same_outputs(systems):
         ensemble = ensemble.with_readout(_per_network_readout([s.readout for s in systems]))  # type: ignore[misc]
     if lifted:
+        levels = torch.stack([current_input(s) for s in systems])
         ensemble = lift_inputs(ensemble.with_drive(autonomous()), levels)
     return ensemble
 
@@ -80,8 +105,10 @@ def stack_systems(template: System, systems: Sequence[System], what: str) -> Sys
 @dataclass(frozen=True, eq=False)
 class Custom(ParamPath):
     """Any function ``fn(system, s) -> System``. The Systems it returns are stacked into one
-    ensemble (they must share the architecture); differing constant inputs and readouts are
-    kept per value."""
+    ensemble, ``vmap``-ed when they share one step function and differ only in parameters (e.g.
+    ``system.with_params(r=torch.tensor(s))``); otherwise — a new step per value, such as a lambda
+    capturing ``s`` — stepped value by value (the result's ``path_stacking`` attr says which).
+    Differing constant inputs and readouts are kept per value."""
 
     fn: Callable[[System, float], System] = field(default=lambda system, s: system)
     name: str = "custom"

@@ -53,8 +53,19 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     rows.append(("entropy rate (sum lambda_i > 0)", f"{float(ds.entropy_rate.mean()):.4f} nats/step"))
     if bool(ds.diverged.any()):
         rows.append(("diverged samples", str(int(ds.diverged.sum()))))
+    if "stuck" in ds and bool(ds.stuck.any()):
+        rows.append(("stuck on a floating-point cycle", f"{int(ds.stuck.sum())} samples (left out of the mean)"))
+    if "attractors" in ds and int(ds.attractors) > 1:
+        rows.append(("attractors (by lambda_1)", f"{int(ds.attractors)}: {_groups(ds)}"))
     rows.append(("verdict", str(ds.regime.values)))
     return rows
+
+
+def _groups(ds: xr.Dataset) -> str:
+    """``λ₁ = +0.69 (5 samples), -0.69 (3 samples)``: the attractor groups of a single network."""
+    lam, label = ds.exponents.sel(exponent=1).values, ds.attractor.values
+    parts = [f"{np.mean(lam[label == g]):+.4g} ({int((label == g).sum())} samples)" for g in range(int(ds.attractors))]
+    return "lambda_1 = " + ", ".join(parts)
 
 
 VIEWS = ("spectrum", "convergence", "trend")
@@ -134,6 +145,9 @@ def verdicts(ds: xr.Dataset) -> list[Verdict]:
     regime = str(ds.regime.values)
     out = [Verdict("regime", _WORDS.get(regime, regime),
                    f"λ₁ = {l1:+.4f} ± {se:.1g} /step (edge band ±max(3·stderr, {ds.attrs['regime_tolerance']:g}))", _REF)]
+    if "attractors" in ds and int(ds.attractors) > 1:
+        out.append(Verdict("attractors", f"initial conditions reach {int(ds.attractors)} attractors with different λ₁; "
+                           "the mean averages over them", _groups(ds).replace("lambda_1", "λ₁"), _REF))
     if regime == "marginal":
         scale = f"≈ {1 / abs(l1):.3g} steps" if l1 != 0 else "indefinitely"
         out.append(Verdict("memory", f"long memory: perturbations neither grow nor fade e-fold within {scale}",

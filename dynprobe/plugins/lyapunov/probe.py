@@ -20,13 +20,18 @@ import xarray as xr
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
 from dynprobe.linearize import TangentMap, qr_positive
-from dynprobe.tangent import qr_iterate
+from dynprobe.tangent import QRRun, qr_iterate
+
+from .cycles import MAX_PERIOD, stuck_on_cycles
+from .uncertainty import GROUP_Z, Uncertainty, uncertainty
 
 __all__ = ["lyapunov", "kaplan_yorke", "regime_of", "REGIME_TOL"]
 
 REGIME_TOL = 1e-2
 """|λ₁| below max(3·stderr, REGIME_TOL) per step counts as marginal — near the edge of chaos:
 perturbations grow or shrink by less than a factor e over 1/REGIME_TOL = 100 steps."""
+BLOCKS = 100
+"""Time blocks of a run (fewer for short runs): batch means for the within-trajectory error."""
 
 
 def kaplan_yorke(exponents: np.ndarray) -> np.ndarray:
@@ -99,18 +104,29 @@ def lyapunov(
     reorth_every
         QR interval m (1 = every step, exact for all exponents) or ``"auto"``.
     samples
-        Initial conditions, drawn from the System's ``init`` with ``seed``.
+        Initial conditions, drawn from the System's ``init`` with ``seed``. With one sample the
+        standard error covers time averaging along that trajectory only, not which attractor
+        other initial conditions reach: use ``samples >= 2`` for the between-sample term.
     seed
         Seeds the initial states and the random initial tangent block.
 
     Returns
     -------
     xarray.Dataset
-        ``exponents[sample, exponent]`` (sorted, 1/step), ``exponent_mean[exponent]``,
-        ``exponent_stderr[exponent]`` (over samples × time blocks), ``convergence[sample, time,
-        exponent]`` (running estimates at log-spaced step counts), ``kaplan_yorke_dimension``,
-        ``entropy_rate`` (sum of positive exponents, nats/step) and ``diverged`` per sample,
-        ``timescale[sample, exponent]`` (−1/λ for λ < 0, +inf otherwise), ``regime``.
+        ``exponents[sample, exponent]`` (sorted, 1/step), ``exponent_mean[exponent]`` over the
+        samples used, ``exponent_stderr[exponent]`` — the larger of the within-trajectory error
+        (batch means over ``BLOCKS`` time blocks, corrected for their autocorrelation and for
+        correlation between samples) and the between-sample error (see
+        :mod:`dynprobe.plugins.lyapunov.uncertainty`), both also reported
+        (``exponent_stderr_within``, ``exponent_stderr_between``), ``sample_stderr[sample,
+        exponent]``, ``attractor[sample]`` (groups of samples whose largest exponents differ
+        beyond their errors: different attractors) and ``attractors``, ``convergence[sample,
+        time, exponent]`` (running estimates at log-spaced step counts),
+        ``kaplan_yorke_dimension``, ``entropy_rate`` (sum of positive exponents, nats/step),
+        ``diverged`` and ``stuck`` per sample (a non-finite state; an exact floating-point cycle
+        whose tangent dynamics expand, see :mod:`dynprobe.plugins.lyapunov.cycles`: both are left
+        out of the mean), ``cycle_period``, ``timescale[sample, exponent]`` (−1/λ for λ < 0,
+        +inf otherwise), ``regime``.
 
     References
     ----------
@@ -136,80 +152,98 @@ def lyapunov(
         )
     system.check_run(burn_in + steps)
 
-    h = system.advance(system.initial_state(samples, seed=seed), burn_in)
+    h0 = system.initial_state(samples, seed=seed)
+    h = system.advance(h0, burn_in)
     gen = torch.Generator().manual_seed(int(seed) + 1)
     # the same tangent start for every network of an ensemble, as for its initial states
     Q0 = torch.randn(samples, n, k, generator=gen, dtype=torch.float64).to(device=system.device, dtype=system.dtype)
     Q0 = qr_positive(Q0)[0].expand(*h.shape[:-1], n, k).clone()
     tangent = TangentMap(system, expected_calls=steps)
     with torch.no_grad():
-        out = qr_iterate(tangent, h, Q0, steps=steps, start=burn_in, reorth_every=m)
-    return _dataset(system, out, steps=steps, k=k, mode=tangent.mode, reorth=m)
+        out = qr_iterate(tangent, h, Q0, steps=steps, start=burn_in, reorth_every=m, blocks=min(BLOCKS, steps))
+    stuck, period, rate = stuck_on_cycles(system, h0, out.h, out.Q, start=burn_in + steps)
+    return _dataset(system, out, stuck & ~out.diverged, period, rate, steps=steps, k=k, mode=tangent.mode, reorth=m)
 
 
-def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int | str) -> xr.Dataset:
-    ens = system.networks is not None
-    lead_dims = ["network", "sample"] if ens else ["sample"]
-    diverged = out.diverged.cpu().numpy()
-    total = out.log_r.cpu().numpy()
-    order = _sorted(total)
-    lam = np.take_along_axis(total, order, axis=-1) / steps
-    lam[diverged] = np.nan
-    blocks = np.take_along_axis(out.block_log_r.cpu().numpy(), order[None], axis=-1)
-    blocks = blocks / np.asarray(out.block_steps, dtype=np.float64).reshape(-1, *([1] * (blocks.ndim - 1)))
-    trace = out.trace_log_r.cpu().numpy() / np.asarray(out.trace_steps, dtype=np.float64).reshape(-1, *([1] * total.ndim))
-    trace = -np.sort(-np.where(np.isnan(trace), -np.inf, trace), axis=-1)
-    trace = np.moveaxis(trace, 0, -2)  # [*lead, time, k]
-    trace[diverged] = np.nan
-
+def _warn(diverged: np.ndarray, stuck: np.ndarray, rate: np.ndarray, period: np.ndarray, unc: Uncertainty,
+          lam1: np.ndarray) -> None:
     if diverged.any():
         warnings.warn(
             f"lyapunov: {int(diverged.sum())} of {diverged.size} trajectories diverged (non-finite state); "
             "they are flagged in 'diverged' and left out of exponent_mean",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    # mean and standard error over (sample, block) pairs of the non-diverged samples
-    sample_axis = len(lead_dims) - 1
-    good = ~diverged
-    valid = np.broadcast_to(good[None, ..., None], blocks.shape)
-    bmask = np.where(valid, blocks, np.nan)
-    bmask = np.moveaxis(bmask, 0, sample_axis + 1)  # [..., sample, block, k]
-    flat = bmask.reshape(*bmask.shape[: sample_axis], -1, k)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(np.where(good[..., None], lam, np.nan), axis=sample_axis)
-        count = np.sum(~np.isnan(flat), axis=-2)
-        stderr = np.nanstd(flat, axis=-2, ddof=1) / np.sqrt(np.maximum(count, 1))
-    stderr = np.where(np.isfinite(mean), stderr, 0.0)
-    stderr = np.where(count >= 2, stderr, np.nan)
+    if stuck.any():
+        warnings.warn(
+            f"lyapunov: {int(stuck.sum())} of {stuck.size} trajectories landed on an exact floating-point cycle "
+            f"(period {', '.join(map(str, np.unique(period[stuck])))}) whose tangent dynamics expand "
+            f"({np.nanmax(rate[stuck]):+.3g}/step): an unstable orbit they stay on only because rounding cannot leave it. "
+            "They are flagged in 'stuck' and left out of exponent_mean; analyse in float64 or start elsewhere",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    if (unc.attractors > 1).any():
+        groups = unc.attractor.reshape(-1, unc.attractor.shape[-1])
+        lam = lam1.reshape(groups.shape)
+        row = int(np.argmax(unc.attractors.reshape(-1)))
+        means = [float(np.mean(lam[row][groups[row] == g])) for g in range(int(groups[row].max()) + 1)]
+        warnings.warn(
+            f"lyapunov: the samples reach {len(means)} attractors with different largest exponents "
+            f"({', '.join(f'{v:+.4g}' for v in means)} /step); exponent_mean and its stderr average over the "
+            "initial conditions — 'attractor' labels each sample",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _dataset(system: System, out: QRRun, stuck: torch.Tensor, period: torch.Tensor, rate: torch.Tensor, *,
+             steps: int, k: int, mode: str, reorth: int | str) -> xr.Dataset:
+    ens = system.networks is not None
+    lead_dims = ["network", "sample"] if ens else ["sample"]
+    net_dims = lead_dims[:-1]
+    diverged = out.diverged.cpu().numpy()
+    stuck, period, rate = stuck.cpu().numpy(), period.cpu().numpy(), rate.cpu().numpy()
+    total = out.log_r.cpu().numpy()
+    order = _sorted(total)
+    lam = np.take_along_axis(total, order, axis=-1) / steps
+    lam[diverged] = np.nan
+    blocks = np.take_along_axis(out.block_log_r.cpu().numpy(), order[None], axis=-1)
+    unc = uncertainty(np.moveaxis(blocks, 0, -2), np.asarray(out.block_steps), ~diverged & ~stuck)
+    trace = out.trace_log_r.cpu().numpy() / np.asarray(out.trace_steps, dtype=np.float64).reshape(-1, *([1] * total.ndim))
+    trace = -np.sort(-np.where(np.isnan(trace), -np.inf, trace), axis=-1)
+    trace = np.moveaxis(trace, 0, -2)  # [*lead, time, k]
+    trace[diverged] = np.nan
+    _warn(diverged, stuck, rate, period, unc, lam[..., 0])
 
     timescale = np.where(lam < 0, -1.0 / np.where(lam < 0, lam, -1.0), np.inf)
     timescale = np.where(np.isnan(lam), np.nan, timescale)
     entropy = np.where(np.isnan(lam).any(-1), np.nan, np.sum(np.where(lam > 0, lam, 0.0), axis=-1))
     ky = kaplan_yorke(lam)
     with np.errstate(invalid="ignore"):
-        regimes = np.vectorize(regime_of, otypes=[str])(mean[..., 0], stderr[..., 0])
+        regimes = np.vectorize(regime_of, otypes=[str])(unc.mean[..., 0], unc.stderr[..., 0])
 
     coords = {
-        "sample": ("sample", np.arange(lam.shape[sample_axis]), {"long_name": "initial condition", "units": "1"}),
+        "sample": ("sample", np.arange(lam.shape[-2]), {"long_name": "initial condition", "units": "1"}),
         "exponent": ("exponent", np.arange(1, k + 1), {"long_name": "exponent index (1 = largest)", "units": "1"}),
         "time": ("time", np.asarray(out.trace_steps), {"long_name": "steps averaged", "units": "step"}),
     }
     if ens:
         coords["network"] = ("network", np.arange(system.networks), {"long_name": "network", "units": "1"})
     per_exp = {"units": "1/step"}
+    exp_dims = [*net_dims, "exponent"]
     ds = xr.Dataset(
         {
             "exponents": ([*lead_dims, "exponent"], lam, {"long_name": "Lyapunov exponent", **per_exp}),
-            "exponent_mean": (
-                [*lead_dims[:-1], "exponent"], mean, {"long_name": "Lyapunov exponent, mean over samples", **per_exp}
-            ),
-            "exponent_stderr": (
-                [*lead_dims[:-1], "exponent"],
-                stderr,
-                {"long_name": "standard error of the exponent (samples x time blocks)", **per_exp},
-            ),
+            "exponent_mean": (exp_dims, unc.mean, {"long_name": "Lyapunov exponent, mean over samples", **per_exp}),
+            "exponent_stderr": (exp_dims, unc.stderr, {
+                "long_name": "standard error of the mean exponent, max(within, between)", **per_exp}),
+            "exponent_stderr_within": (exp_dims, unc.within, {
+                "long_name": "standard error from time averaging along the trajectories", **per_exp}),
+            "exponent_stderr_between": (exp_dims, unc.between, {
+                "long_name": "standard error from the spread between samples (NaN for one sample)", **per_exp}),
+            "sample_stderr": ([*lead_dims, "exponent"], unc.sample_stderr, {
+                "long_name": "standard error of each sample's exponent (time averaging)", **per_exp}),
             "convergence": ([*lead_dims, "time", "exponent"], trace, {"long_name": "running exponent estimate", **per_exp}),
             "kaplan_yorke_dimension": (lead_dims, ky, {"long_name": "Kaplan-Yorke dimension", "units": "1"}),
             "entropy_rate": (
@@ -217,7 +251,15 @@ def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int 
             ),
             "timescale": ([*lead_dims, "exponent"], timescale, {"long_name": "memory timescale -1/lambda", "units": "step"}),
             "diverged": (lead_dims, diverged, {"long_name": "trajectory became non-finite", "units": "1"}),
-            "regime": (lead_dims[:-1], regimes, {"long_name": "regime from the largest exponent", "units": "1"}),
+            "stuck": (lead_dims, stuck, {"long_name": "landed on an exact floating-point cycle that expands", "units": "1"}),
+            "cycle_period": (lead_dims, period, {"long_name": "period of the exact floating-point cycle the final state "
+                                                 f"lies on (0: none up to {MAX_PERIOD})", "units": "step",
+                                                 "scope": "rounding"}),
+            "attractor": (lead_dims, unc.attractor, {"long_name": "attractor group by the largest exponent "
+                                                     "(0: largest; -1: left out)", "units": "1"}),
+            "attractors": (net_dims, unc.attractors, {"long_name": "groups of samples with different largest exponents",
+                                                      "units": "1"}),
+            "regime": (net_dims, regimes, {"long_name": "regime from the largest exponent", "units": "1"}),
         },
         coords=coords,
         attrs={
@@ -228,6 +270,11 @@ def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int 
             "reorth_intervals_used": np.unique(np.asarray(out.intervals)).astype(np.int64),
             "linearization": mode,
             "regime_tolerance": REGIME_TOL,
+            "blocks": len(out.block_steps),
+            "attractor_z": GROUP_Z,
+            "max_cycle_period": MAX_PERIOD,
         },
     )
     return ds
+
+
