@@ -126,3 +126,26 @@ def test_clear_errors():
         module_params(nn.Linear(2, 2), system)
     with pytest.raises(ProbeParameterError, match="inputs must be"):
         LyapunovRegularizer(rnn, steps=3)(torch.zeros(3, 1))
+
+
+class _LeakyCell(nn.Module):
+    """A user's own cell, forward(x, h) -> (y, h), wrapped by the generic adapter."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden_size, self.input_size = 4, 1
+        self.inner = nn.Linear(4, 4).double()
+        self.inp = nn.Linear(1, 4).double()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = 0.5 * h + 0.5 * torch.tanh(self.inner(h) + self.inp(x))
+        return h, h
+
+
+def test_a_custom_cell_gets_gradients_under_its_dotted_names():
+    torch.manual_seed(0)
+    cell = _LeakyCell()
+    reg = LyapunovRegularizer(cell, k=2, steps=6, target=0.0)
+    assert "inner.weight" in reg.system.params
+    reg(torch.rand(6, 2, 1, dtype=torch.float64)).backward()
+    assert float(cell.inner.weight.grad.norm()) > 0 and cell.inp.weight.grad is not None
