@@ -157,6 +157,13 @@ def clv(
         Seeds the initial states, the initial tangents (as ``lyapunov`` does) and the random
         start of the backward iteration.
 
+    Notes
+    -----
+    Degenerate exponents (a complex pair, e.g. near a spiral) have a covariant *plane*, not two
+    covariant lines: the span of the pair is covariant, the single vectors in it are not. A neutral
+    direction (λ ≈ 0, quasi-periodic motion) is counted as expanding or contracting by the sign of
+    its estimate; pass ``unstable`` to place the split yourself.
+
     Returns
     -------
     xarray.Dataset
