@@ -141,20 +141,6 @@ def wrap(
     return system
 
 
-def _check_params(probe: Probe, params: Mapping[str, Any]) -> dict[str, Any]:
-    known = {p.name: p for p in probe.params}
-    for key in params:
-        if key not in known:
-            raise ProbeParameterError(
-                f"probe {probe.name!r}: unknown parameter {key!r}; parameters: {', '.join(known) or '(none)'}"
-                f"{did_you_mean(key, known)}"
-            )
-    missing = [p.name for p in known.values() if p.required and p.name not in params]
-    if missing:
-        raise ProbeParameterError(f"probe {probe.name!r}: missing required parameter(s) {', '.join(missing)}")
-    return {**probe.defaults(), **params}
-
-
 def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Dataset:
     """Run one probe on a system and return its Dataset with provenance attrs.
 
@@ -169,7 +155,7 @@ def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Data
     spec = registry().probe(probe)
     if system is not None and not isinstance(system, System):
         system = wrap(system)
-    resolved = _check_params(spec, params)
+    resolved = spec.bind(params)
     if system is not None:
         reason = probe_applies(spec, system)
         if reason:

@@ -54,15 +54,8 @@ def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
     common = {k: options.pop(k) for k in ("param", "out", "threads")}
     set_threads(common["threads"])
     params = {k: v for k, v in options.items() if v is not None}
-    known = {p.name: p for p in probe.params}
     for key, text in parse_assignments(common["param"]).items():
-        if key not in known:
-            from .errors import ProbeParameterError, did_you_mean
-
-            raise ProbeParameterError(
-                f"probe {probe.name!r}: unknown parameter {key!r}; parameters: {', '.join(known)}{did_you_mean(key, known)}"
-            )
-        params[key] = coerce(text, known[key].annotation, name=key)
+        params[key] = coerce(text, probe.parameter(key).annotation, name=key)
     system = resolve(model, load).system
     ds = run(probe.name, system, **params)
     rows = [(label, value) for label, value in ds.dynprobe.summary()]

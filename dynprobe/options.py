@@ -120,9 +120,6 @@ def probe_assignments(items: Sequence[str], probes: Sequence[str] | None = None)
         if probes is not None and name not in probes:
             raise ProbeParameterError(f"--param {key}={text}: probe {name!r} is not run; probes: {', '.join(probes)}"
                                       f"{did_you_mean(name, probes)}")
-        known = {p.name: p for p in registry().probe(name).params}
-        if param not in known:
-            raise ProbeParameterError(f"--param {key}={text}: probe {name!r} has no parameter {param!r}; parameters: "
-                                      f"{', '.join(known)}{did_you_mean(param, known)}")
-        out.setdefault(name, {})[param] = coerce(text, known[param].annotation, name=key)
+        spec = registry().probe(name).parameter(param, given_as=f"--param {key}={text}")
+        out.setdefault(name, {})[param] = coerce(text, spec.annotation, name=key)
     return out

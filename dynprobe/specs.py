@@ -17,7 +17,7 @@ from typing import Any
 import xarray as xr
 
 from .docstrings import doc_description, doc_params, doc_summary
-from .errors import PluginError
+from .errors import PluginError, ProbeParameterError, did_you_mean
 
 __all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params", "ENSEMBLE_MODES"]
 
@@ -171,6 +171,29 @@ class Probe:
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if not p.required}
+
+    def parameter(self, key: str, *, given_as: str | None = None) -> ProbeParam:
+        """The parameter ``key``, or :class:`ProbeParameterError` naming the probe, the key, its
+        parameters and the closest spelling. The one check behind ``dynprobe.run``,
+        ``dynprobe run -p`` and ``--param PROBE.KEY=VALUE`` (``given_as``: the text the user
+        typed, put in front of the message)."""
+        known = {p.name: p for p in self.params}
+        if key in known:
+            return known[key]
+        listed = f"parameters: {', '.join(known) or '(none)'}{did_you_mean(key, known)}"
+        if given_as is not None:
+            raise ProbeParameterError(f"{given_as}: probe {self.name!r} has no parameter {key!r}; {listed}")
+        raise ProbeParameterError(f"probe {self.name!r}: unknown parameter {key!r}; {listed}")
+
+    def bind(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` checked (each known, every required one given) and completed with the
+        defaults: the keyword arguments of :attr:`run`."""
+        for key in params:
+            self.parameter(key)
+        missing = [p.name for p in self.params if p.required and p.name not in params]
+        if missing:
+            raise ProbeParameterError(f"probe {self.name!r}: missing required parameter(s) {', '.join(missing)}")
+        return {**self.defaults(), **params}
 
 
 def probe_params(run: Callable[..., Any]) -> list[ProbeParam]:

@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from .errors import ProbeParameterError
 
-__all__ = ["SequenceData"]
+__all__ = ["SequenceData", "sequence_data"]
 
 Task = Literal["classification", "regression"]
 
@@ -151,3 +151,42 @@ class SequenceData(torch.utils.data.Dataset):
     def __repr__(self) -> str:
         shape = "x".join(map(str, self.inputs.shape))
         return f"SequenceData({self.name}, {self.task}, inputs {shape})"
+
+
+def sequence_data(probe: str, data: str | SequenceData, options: Mapping[str, Any] | None = None, *, samples: int,
+                  seed: int) -> SequenceData:
+    """The :class:`SequenceData` a probe's ``data=`` names: a SequenceData as given, or a
+    registered data set built with ``options`` plus ``samples`` and ``seed`` where its factory
+    takes them. The one resolver behind every probe that trains or evaluates on a task
+    (``smoothness``, ``gradient_propagation``, ``hessian``); errors name ``probe``.
+
+    Fading-memory paper §2.2 (the tasks gradients and Hessians are taken on); attractors paper
+    §4.2 (the cost whose smoothness is measured).
+    """
+    import inspect
+
+    from .registry import registry
+
+    if isinstance(data, SequenceData):
+        if options:
+            raise ProbeParameterError(f"probe {probe!r}: data_options only apply to a data set given by name")
+        return data
+    if not isinstance(data, str):
+        raise ProbeParameterError(
+            f"probe {probe!r}: data must be a data set name or a dynprobe.tasks.SequenceData, got {type(data).__name__}"
+        )
+    spec = registry().dataset(data)
+    accepted = inspect.signature(spec.factory).parameters
+    kwargs = dict(options or {})
+    for key, value in (("samples", samples), ("seed", seed)):
+        if key in accepted:
+            kwargs.setdefault(key, value)
+    from .api import dataset
+
+    built = dataset(data, **kwargs)
+    if not isinstance(built, SequenceData):
+        raise ProbeParameterError(
+            f"probe {probe!r}: data set {data!r} returns {type(built).__name__}, not a dynprobe.tasks.SequenceData; "
+            "build a SequenceData from it and pass that as data="
+        )
+    return built

@@ -104,7 +104,6 @@ def expand_paths(paths: str | Path | Iterable[str | Path]) -> list[str]:
 def _resolve_probes(probes: str | Iterable[str], probe_params: Mapping[str, Mapping[str, Any]] | None
                     ) -> dict[str, dict[str, Any]]:
     """Probe names → resolved parameters (defaults included), checked before any work starts."""
-    from ..api import _check_params
     from ..registry import registry
 
     names = [probes] if isinstance(probes, str) else list(probes)
@@ -115,7 +114,7 @@ def _resolve_probes(probes: str | Iterable[str], probe_params: Mapping[str, Mapp
     if stray:
         raise ProbeParameterError(
             f"batch: parameters given for probes not run: {', '.join(stray)}; probes: {', '.join(names)}")
-    return {name: _check_params(registry().probe(name), dict(params.get(name, {}))) for name in names}
+    return {name: registry().probe(name).bind(dict(params.get(name, {}))) for name in names}
 
 
 def _identity(resolved: Mapping[str, Mapping[str, Any]], options: LoadOptions) -> dict[str, str]:

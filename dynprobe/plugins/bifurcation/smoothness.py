@@ -29,7 +29,7 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.drives import sequence
 from dynprobe.errors import ProbeParameterError
-from dynprobe.tasks import SequenceData
+from dynprobe.tasks import SequenceData, sequence_data
 
 from .paths import ParamPath, resolve_path
 from .probe import parse_values
@@ -64,19 +64,7 @@ def _loss(kind: str, y_hat: Tensor, y: Tensor) -> Tensor:
 
 def _data(data: str | SequenceData, batch: int, seed: int) -> tuple[Tensor, Tensor]:
     """Time-major ``(inputs [T, B, M], targets [T, B, P])`` of the first ``batch`` samples."""
-    if isinstance(data, str):
-        import inspect
-
-        import dynprobe
-        from dynprobe.registry import registry
-
-        accepted = inspect.signature(registry().dataset(data).factory).parameters
-        kwargs = {k: v for k, v in (("samples", batch), ("seed", seed)) if k in accepted}
-        data = dynprobe.dataset(data, **kwargs)
-    if not isinstance(data, SequenceData):
-        raise ProbeParameterError(
-            f"probe 'smoothness': data must be a data set name or a dynprobe.tasks.SequenceData, got {type(data).__name__}"
-        )
+    data = sequence_data("smoothness", data, samples=batch, seed=seed)
     if not data.every_step:
         raise ProbeParameterError(
             f"probe 'smoothness': data set {data.name!r} has no target at every step (targets {list(data.targets.shape)}); "

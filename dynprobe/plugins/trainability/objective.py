@@ -25,7 +25,6 @@ state, the loss a function of h_T; cross-entropy for classification, RMS for reg
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,39 +36,12 @@ from torch import Tensor
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.tasks import SequenceData
+from dynprobe.tasks import SequenceData, sequence_data
 
 __all__ = ["Objective", "build_objective", "LossName", "ReadoutChoice", "loss_value"]
 
 LossName = Literal["auto", "mse", "rms", "cross_entropy"]
 ReadoutChoice = Literal["system", "linear_init"]
-
-
-def _load_data(probe: str, data: str | SequenceData, options: Mapping[str, Any] | None, batch: int, seed: int) -> SequenceData:
-    if isinstance(data, SequenceData):
-        if options:
-            raise ProbeParameterError(f"probe {probe!r}: data_options only apply to a data set given by name")
-        return data
-    if not isinstance(data, str):
-        raise ProbeParameterError(
-            f"probe {probe!r}: data must be a data set name or a dynprobe.tasks.SequenceData, got {type(data).__name__}"
-        )
-    import dynprobe
-    from dynprobe.registry import registry
-
-    accepted = inspect.signature(registry().dataset(data).factory).parameters
-    kwargs = dict(options or {})
-    if "samples" in accepted:
-        kwargs.setdefault("samples", batch)
-    if "seed" in accepted:
-        kwargs.setdefault("seed", seed)
-    built = dynprobe.dataset(data, **kwargs)
-    if not isinstance(built, SequenceData):
-        raise ProbeParameterError(
-            f"probe {probe!r}: data set {data!r} returns {type(built).__name__}, not a dynprobe.tasks.SequenceData; "
-            "build a SequenceData from it and pass that as data="
-        )
-    return built
 
 
 def loss_value(outputs: Tensor, targets: Tensor, loss: str) -> Tensor:
@@ -174,7 +146,7 @@ def build_objective(
     """Resolve a trainability probe's parameters into an :class:`Objective` (one-line errors)."""
     if batch < 1:
         raise ProbeParameterError(f"probe {probe!r}: batch must be >= 1, got {batch}")
-    seq = _load_data(probe, data, data_options, batch, seed)
+    seq = sequence_data(probe, data, data_options, samples=batch, seed=seed)
     seq = seq.head(min(batch, seq.samples))
     if seq.channels != system.input_dim:
         raise ProbeParameterError(
