@@ -173,6 +173,24 @@ class _Spec:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+
+def _check_parts(params: Mapping[str, Any], networks: int | None, layout: StateLayout, state_dim: int) -> None:
+    """What every System holds, however made: tensor parameters, a layout of ``state_dim``
+    coordinates, and for an ensemble a leading ``networks`` axis on every parameter."""
+    for key, value in params.items():
+        if not isinstance(value, Tensor):
+            raise TypeError(f"System: parameter {key!r} is a {type(value).__name__}, expected a torch.Tensor")
+    if layout.size != state_dim:
+        raise ProbeParameterError(
+            f"System: layout covers {layout.size} coordinates but state_dim is {state_dim}; fix the layout sizes"
+        )
+    if networks is not None:
+        bad = [k for k, v in params.items() if v.ndim == 0 or v.shape[0] != networks]
+        if bad:
+            raise ProbeParameterError(
+                f"System: ensemble of {networks} networks but parameters {bad} lack a leading axis of that size"
+            )
+
 class System:
     """A recurrent network as a dynamical system ``h_{t+1} = F(h_t, u_t; θ)``.
 
@@ -231,25 +249,13 @@ class System:
         if int(input_dim) < 0:
             raise ProbeParameterError(f"System: input_dim must be >= 0, got {input_dim}")
         params = dict(params or {})
-        for key, value in params.items():
-            if not isinstance(value, Tensor):
-                raise TypeError(f"System: parameter {key!r} is a {type(value).__name__}, expected a torch.Tensor")
         layout = layout or StateLayout.flat(int(state_dim))
-        if layout.size != int(state_dim):
-            raise ProbeParameterError(
-                f"System: layout covers {layout.size} coordinates but state_dim is {state_dim}; fix the layout sizes"
-            )
+        _check_parts(params, networks, layout, int(state_dim))
         floats = [v for v in params.values() if v.is_floating_point()]
         # nothing to take a dtype from: float64, not torch's float32 default (rounding must not decide results)
         self._dtype = dtype or (floats[0].dtype if floats else torch.float64)
         self._device = torch.device(device) if device is not None else (floats[0].device if floats else torch.device("cpu"))
         self._params = {k: v.detach() for k, v in params.items()}
-        if networks is not None:
-            bad = [k for k, v in self._params.items() if v.ndim == 0 or v.shape[0] != networks]
-            if bad:
-                raise ProbeParameterError(
-                    f"System: ensemble of {networks} networks but parameters {bad} lack a leading axis of that size"
-                )
         self._networks = networks
         self._spec = _Spec(
             step=step,
@@ -372,6 +378,8 @@ class System:
                               kind="looped:" + "|".join(sorted({m.kind for m in members})))
 
     def _replace(self, **changes: Any) -> System:
+        """A copy with ``changes`` (spec fields, params, networks, dtype, device, drive, members),
+        held to the same invariants as :meth:`__init__` (:func:`_check_parts`, the drive's check)."""
         spec_fields = {f for f in _Spec.__dataclass_fields__}
         spec_changes = {k: v for k, v in changes.items() if k in spec_fields}
         new = object.__new__(System)
@@ -382,6 +390,7 @@ class System:
         new._device = changes.get("device", self._device)
         new._drive = changes.get("drive", self._drive)
         new._members = changes.get("members", self._members)
+        _check_parts(new._params, new._networks, new._spec.layout, new._spec.state_dim)
         new._drive.check(new)
         return new
 
@@ -558,6 +567,7 @@ class System:
         unknown = sorted(set(given) - set(new))
         if unknown:
             raise KeyError(f"{self.name}: unknown parameters {unknown}; parameters are {sorted(new)}")
+        _check_parts(given, None, self._spec.layout, self._spec.state_dim)
         new.update({k: v.detach() for k, v in given.items()})
         base = self._param_shapes()
         stacked: set[int] = set()

@@ -236,3 +236,15 @@ def test_advance_ends_where_the_trajectory_ends():
     s = logistic_system(3.9)
     h0 = s.initial_state(3, seed=2)
     torch.testing.assert_close(s.advance(h0, 25, start=4), s.trajectory(h0, 25, start=4)[-1], rtol=0, atol=0)
+
+
+def test_every_construction_path_holds_the_invariants():
+    """__init__, with_params and the internal copy all refuse a non-tensor parameter, one line
+    naming it (with_params used to fail inside .detach() with an AttributeError)."""
+    system = dynprobe.System.from_step(lambda h, u, p: p["a"] * h, state_dim=2, params={"a": torch.tensor(0.5)})
+    with pytest.raises(TypeError, match="parameter 'a' is a list, expected a torch.Tensor"):
+        dynprobe.System.from_step(lambda h, u, p: h, state_dim=2, params={"a": [0.5]})
+    with pytest.raises(TypeError, match="parameter 'a' is a float, expected a torch.Tensor"):
+        system.with_params(a=0.5)
+    with pytest.raises(dynprobe.errors.ProbeParameterError, match="ensemble of 3 networks but parameters \\['a'\\]"):
+        system._replace(networks=3)
