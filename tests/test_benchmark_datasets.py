@@ -146,6 +146,21 @@ def test_scifar10_train_needs_all_five_batches_and_refuses_code(tmp_path):
         dynprobe.dataset("scifar10", root=str(evil))
 
 
+
+def test_a_cifar_batch_whose_array_claims_10_to_the_12_bytes_is_one_line(tmp_path):
+    """The pickled array's shape is rewritten to 10⁶ × 10⁶ over 6 bytes of data (issue 16.7):
+    one line naming the file, no allocation of a terabyte, no MemoryError traceback."""
+    raw = pickle.dumps({b"data": np.zeros((2, 3), dtype=np.uint8), b"labels": [0, 1]}, protocol=2)
+    shape = b"K\x02K\x03\x86"  # the (2, 3) tuple as protocol 2 writes it
+    assert raw.count(shape) == 1
+    million = b"J" + (10**6).to_bytes(4, "little")
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "test_batch").write_bytes(raw.replace(shape, million + million + b"\x86"))
+    with pytest.raises(DatasetError, match=r"test_batch: not a CIFAR-10 python batch \(buffer size does not match"):
+        dynprobe.dataset("scifar10", root=str(tmp_path))
+
+
 # ---------------------------------------------------------------- digit_then_noise
 def test_digit_then_noise_from_mnist_files(tmp_path):
     x, y = _write_mnist(tmp_path)
