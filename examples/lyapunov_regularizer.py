@@ -156,7 +156,8 @@ def _figures(out: Path, logs: dict[str, dict[str, list[float]]], spectra: dict[s
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def parser() -> argparse.ArgumentParser:
+    """The command line (``--help`` lists every option)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI-sized run (seconds): small network, few iterations")
     parser.add_argument("--out", default="lyapunov_regularizer_out", help="directory for the figures and summary.json")
@@ -171,7 +172,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, value in FULL.items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, default=None,
                             help=f"(default {value}; --quick: {QUICK[key]})")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train the two copies, measure their spectra, write the figures and ``summary.json``."""
+    args = parser().parse_args(argv)
     cfg = {key: getattr(args, key) if getattr(args, key) is not None else (QUICK if args.quick else FULL)[key] for key in FULL}
     torch.set_num_threads(1)
     out = Path(args.out)
