@@ -47,7 +47,8 @@ CASES = {
     "meanfield": (_rnn, {"measure": False}),
     "gradient_propagation": (_wcrnn, _ADDING),
     "hessian": (_wcrnn, {**_ADDING, "k": 2}),
-    "clv": (_rnn, {"steps": 30, "burn_in": 10, "forward_transient": 20, "backward_transient": 20, "samples": 2}),
+    "clv": (_rnn, {"steps": 30, "burn_in": 10, "forward_transient": 20, "backward_transient": 20, "samples": 2,
+                   "splits": True}),
     "finite_time": (_rnn, {"steps": 60, "burn_in": 10, "forward_transient": 10, "taus": (5, 10), "samples": 2}),
     "state_stats": (_rnn, {"steps": 40, "burn_in": 10}),  # the example third-party plugin, when installed
 }
