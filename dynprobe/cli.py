@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import torch
 
 from .errors import DynprobeError
 from .options import coerce, parse_assignments, probe_assignments
@@ -22,7 +21,13 @@ from .specs import Probe, ProbeParam
 
 __all__ = ["main", "cli"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_DTYPES = ("float64", "float32")  # torch dtype names (torch is imported only when a command runs)
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
 
 
 def _console() -> Any:
@@ -95,7 +100,7 @@ def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
         params[key] = coerce(text, known[key].annotation, name=key)
     assignments = parse_assignments(common["model_param"], what="--model-param")
     model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in assignments.items()}
-    system = load_system(model, dtype=_DTYPES[common["dtype"]], drive=common["drive"], model_kwargs=model_kwargs,
+    system = load_system(model, dtype=_dtype(common["dtype"]), drive=common["drive"], model_kwargs=model_kwargs,
                          preset=common["preset"], factory=common["factory"], trust_pickle=common["trust_pickle"])
     ds = run(probe.name, system, **params)
     rows = [(label, value) for label, value in ds.dynprobe.summary()]
@@ -252,7 +257,7 @@ def diagnose_cmd(model: str, input_: str, report: str | None, out: str | None, p
         set_threads(threads)
         model_kwargs = {k: coerce(v, typing.Any, name=k) for k, v in parse_assignments(model_param, what="--model-param").items()}
         drive = None if input_ in ("zero", "autonomous") else input_
-        system = load_system(model, dtype=_DTYPES[dtype], drive=drive, model_kwargs=model_kwargs, preset=preset,
+        system = load_system(model, dtype=_dtype(dtype), drive=drive, model_kwargs=model_kwargs, preset=preset,
                              factory=factory, trust_pickle=trust_pickle)
         names = list(probes) or [n for n in registry().probes() if n not in skip]
         result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed)

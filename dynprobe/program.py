@@ -386,7 +386,7 @@ class Compiled:
         self.carried = carried
         self.loop = loop
         self._prologue = prologue
-        self._factories: dict[frozenset[int], Callable[..., Callable[..., tuple[Any, ...]]]] = {}
+        self._factories: dict[frozenset[int], tuple[Callable[..., Any], tuple[str, ...]]] = {}
 
     def bind(self, static_values: Sequence[Any], *, extra_args: int = 0) -> Callable[..., tuple[Any, ...]]:
         """Evaluate the hoisted instructions once; return ``f(*dynamic_inputs, *extra) -> outputs``
@@ -399,9 +399,11 @@ class Compiled:
         zeros = frozenset(i for i, v in zip(self.carried, carried)
                           if isinstance(v, torch.Tensor) and v.numel() and v.is_floating_point() and not bool(v.any()))
         key = zeros | {-1 - extra_args}
-        factory = self._factories.get(key)
-        if factory is None:
+        if key not in self._factories:
             loop, outputs = _drop_zero_terms(self.loop, self.program.outputs, set(zeros))
-            factory = self._factories[key] = _emit(
-                "run", self.dynamic, loop, outputs, closure=self.carried, extra_args=extra_args)
-        return factory(*carried)
+            factory = _emit("run", self.dynamic, loop, outputs, closure=self.carried, extra_args=extra_args)
+            self._factories[key] = (factory, tuple(ins.op for ins in loop))
+        factory, ops = self._factories[key]
+        run = factory(*carried)
+        run.ops = ops  # what each call executes, for inspection
+        return run

@@ -17,7 +17,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from . import accessor as _accessor  # noqa: F401 - every result path registers ds.dynprobe
 from .errors import DynprobeError
+from .extras import require
 
 __all__ = [
     "PROVENANCE_ATTRS",
@@ -183,6 +185,7 @@ def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
     if _engine(path) == "netcdf":
         tree.to_netcdf(path, engine="h5netcdf", mode="w")
     else:
+        require("zarr", f"writing {str(path)!r}")
         # fixed-width unicode has no Zarr v3 data type: store variable-length strings
         tree = tree.map_over_datasets(_vlen_strings)
         tree.to_zarr(path, mode="w", consolidated=False)
@@ -210,5 +213,6 @@ def open_result(path: str | Path) -> xr.DataTree:
     if _engine(path) == "netcdf":
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             return tree.load()
+    require("zarr", f"reading {str(path)!r}")
     with xr.open_datatree(path, engine="zarr", consolidated=False) as tree:
         return tree.load()

@@ -117,6 +117,9 @@ def _cpu_count() -> int:
 @contextmanager
 def _client(workers: int | None, scheduler: Any) -> Iterator[Any]:
     """A Dask client: a fresh local cluster, one at ``scheduler``'s address, or the given one."""
+    from ..extras import require
+
+    require("distributed", "dynprobe batch")
     from distributed import Client, LocalCluster
 
     if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -133,8 +133,9 @@ def _analyse(path: str, probes: Mapping[str, Mapping[str, Any]], options: LoadOp
     from ..checkpoints import read_checkpoint
     from ..drives import parse_drive
     from ..errors import DynprobeError
+    from ..threads import set_threads
 
-    torch.set_num_threads(1)
+    set_threads(1)  # one thread per worker process: the workers are the parallelism
     out = CheckpointOutcome(path=path)
     start = time.perf_counter()
     try:
