@@ -208,9 +208,11 @@ class TangentMap:
                 if h.device.type != "cpu":
                     program.constants = {i: c.to(h.device) for i, c in program.constants.items()}
                 runner = self._bind(program, u0, external)
-                with torch.no_grad():
-                    h_next, JQ = runner(h, Q, t)
-                if agrees_with_autograd(system, h, Q, u0, h_next, JQ):
+                if not program.verified:  # from disk: checked once per process
+                    with torch.no_grad():
+                        h_next, JQ = runner(h, Q, t)
+                    program.verified = agrees_with_autograd(system, h, Q, u0, h_next, JQ)
+                if program.verified:
                     self._programs[self._key(h, Q)] = program
                     self.mode, self.cached = "traced", True
                     return runner
@@ -228,6 +230,7 @@ class TangentMap:
             graph = fn.forward  # skip nn.Module call machinery on the hot path
             return lambda h, Q, t: graph(h, Q, u0 if self._static_u else external(t), *flat)
         self.mode = "traced"
+        program.verified = True  # trace() checked the graph against the eager function
         self._programs[self._key(h, Q)] = program
         if key is not None:
             graphcache.store(key, program)

@@ -77,3 +77,10 @@ def test_a_missing_batch_extra_is_one_line_naming_the_extra(monkeypatch, tmp_pat
                                                 r"pip install 'dynprobe\[batch\]'"):
         dynprobe.batch(str(tmp_path / "a.pt"), ["lyapunov"], str(tmp_path / "runs.zarr"))
     assert issubclass(MissingExtraError, ImportError) and issubclass(MissingExtraError, dynprobe.DynprobeError)
+
+
+def test_a_submodule_import_does_not_hide_the_function_of_the_same_name():
+    out = subprocess.run([sys.executable, "-c", "import dynprobe.report, dynprobe.diagnose, dynprobe\n"
+                          "print(callable(dynprobe.diagnose), type(dynprobe.drives).__name__)"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "module"], out.stderr

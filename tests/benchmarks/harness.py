@@ -1,0 +1,80 @@
+"""Timing on a shared machine: CPU time, contenders interleaved, the minimum over repeats.
+
+A loaded machine slows every contender of a round alike, and the minimum over rounds is the
+least disturbed run, so ratios between contenders of one process are what these benchmarks
+report (the README's table is :func:`table` of the recorded results). Results are appended to
+``tests/benchmarks/results.jsonl`` (one JSON object per measurement) by :func:`record`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).with_name("results.jsonl")
+
+
+def interleaved(contenders: Mapping[str, Callable[[], object]], *, repeats: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Minimum CPU seconds of each contender over ``repeats`` rounds; each round runs every
+    contender once, in turn (after ``warmup`` untimed rounds)."""
+    for _ in range(warmup):
+        for fn in contenders.values():
+            fn()
+    best = {name: float("inf") for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            start = time.process_time()
+            fn()
+            best[name] = min(best[name], time.process_time() - start)
+    return best
+
+
+def record(kind: str, **values: Any) -> dict[str, Any]:
+    """Append one measurement (with the machine's load and the date) to :data:`RESULTS`."""
+    row = {"kind": kind, **values, "load1": os.getloadavg()[0], "cores": os.cpu_count(),
+           "python": platform.python_version(), "when": time.strftime("%Y-%m-%d %H:%M")}
+    with RESULTS.open("a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    print(f"\n{kind}: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()))
+    return row
+
+
+_EPILOGUE = """
+import json as _json, resource as _resource
+_ru = _resource.getrusage(_resource.RUSAGE_SELF)
+print(_json.dumps({**globals().get("result", {}), "cpu_s": _ru.ru_utime + _ru.ru_stime,
+                   "peak_rss_mib": _ru.ru_maxrss / 1024}))
+"""
+
+
+def run_child(code: str, *, env: Mapping[str, str] | None = None, timeout: float = 1800) -> dict[str, Any]:
+    """Run ``code`` in a fresh Python (it may fill a dict ``result``); return ``result`` plus the
+    child's CPU seconds, peak RSS (MiB, from its own ``getrusage``) and wall seconds."""
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code + _EPILOGUE], capture_output=True, text=True,
+                         timeout=timeout, env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    data = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
+    data["wall_s"] = wall
+    return data
+
+
+def latest(kind: str) -> list[dict[str, Any]]:
+    """The recorded rows of ``kind``, the latest per distinct key (``N``/``k``/``steps``/``name``)."""
+    if not RESULTS.exists():
+        return []
+    rows: dict[tuple, dict[str, Any]] = {}
+    for line in RESULTS.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("kind") == kind:
+            rows[tuple(row.get(key) for key in ("N", "k", "steps", "name"))] = row
+    return list(rows.values())
