@@ -47,6 +47,17 @@ def test_running_a_probe_needs_neither_dask_nor_zarr():
     assert "zarr" not in loaded and "distributed" not in loaded and "matplotlib" not in loaded
 
 
+def test_running_a_probe_without_the_batch_extra_loads_no_scipy():
+    # without Dask (a core install) nothing else pulls scipy in: the plugins load it on first use
+    loaded = _loaded_after(
+        "sys.modules['dask'] = None\n"
+        "import dynprobe, torch\n"
+        "s = dynprobe.wrap(torch.nn.RNN(1, 4), dtype=torch.float64)\n"
+        "dynprobe.run('lyapunov', s, steps=50)\n"
+    )
+    assert "scipy" not in loaded and "xarray" in loaded
+
+
 def test_results_carry_the_accessor_without_an_explicit_import():
     loaded = subprocess.run(
         [sys.executable, "-c",

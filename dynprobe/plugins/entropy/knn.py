@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.special import digamma, gammaln
 
 __all__ = ["kl_entropy"]
 
@@ -30,6 +29,8 @@ def kl_entropy(x: torch.Tensor | np.ndarray, k: int = 3) -> float:
     dist = torch.cdist(x, x)
     dist.fill_diagonal_(math.inf)
     eps = torch.kthvalue(dist, k, dim=1).values
+    from scipy.special import digamma, gammaln  # on first use: scipy costs start-up time
+
     log_vd = 0.5 * d * math.log(math.pi) - float(gammaln(0.5 * d + 1.0))
     with np.errstate(divide="ignore"):
         mean_log = float(np.mean(np.log(eps.numpy())))
