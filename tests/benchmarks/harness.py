@@ -49,8 +49,9 @@ def record(kind: str, **values: Any) -> dict[str, Any]:
 _EPILOGUE = """
 import json as _json, resource as _resource
 _ru = _resource.getrusage(_resource.RUSAGE_SELF)
+_hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")]  # ru_maxrss survives exec
 print(_json.dumps({**globals().get("result", {}), "cpu_s": _ru.ru_utime + _ru.ru_stime,
-                   "peak_rss_mib": _ru.ru_maxrss / 1024}))
+                   "peak_rss_mib": int(_hwm[0]) / 1024 if _hwm else _ru.ru_maxrss / 1024}))
 """
 
 
