@@ -2,8 +2,9 @@
 
 A loaded machine slows every contender of a round alike, and the minimum over rounds is the
 least disturbed run, so ratios between contenders of one process are what these benchmarks
-report (the README's table is :func:`table` of the recorded results). Results are appended to
-``tests/benchmarks/results.jsonl`` (one JSON object per measurement) by :func:`record`.
+report (the README's table is :func:`table` of the recorded results: run
+``python tests/benchmarks/harness.py``). Results are appended to ``tests/benchmarks/results.jsonl``
+(one JSON object per measurement) by :func:`record`.
 """
 
 from __future__ import annotations
@@ -79,3 +80,31 @@ def latest(kind: str) -> list[dict[str, Any]]:
         if row.get("kind") == kind:
             rows[tuple(row.get(key) for key in ("N", "k", "steps", "name"))] = row
     return list(rows.values())
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def table() -> str:
+    """The README's performance table (Markdown) from the latest recorded rows of each kind."""
+    lines = ["| N, k | run | dynprobe / hand loop | dynprobe (QR every step) / hand loop | lyapynov / dynprobe |",
+             "|---|---|---|---|---|"]
+    grid = sorted(latest("lyapunov_grid"), key=lambda r: (r["N"], -r["k"], r["steps"]))
+    for r in grid:
+        lines.append(f"| {r['N']}, {r['k']} | {r['name']} ({r['steps']} steps) | {_fmt(r['dynprobe_over_hand'])} | "
+                     f"{_fmt(r['dynprobe_m1_over_hand'])} | {_fmt(r.get('lyapynov_over_dynprobe'))} |")
+    lines += ["", "| start-up, fresh process | CPU s | peak RSS MiB |", "|---|---|---|"]
+    lines += [f"| {r['name']} | {_fmt(r['cpu_s'])} | {r['peak_rss_mib']:.0f} |" for r in latest("startup")]
+    lines += [f"| first `lyapunov` run − second ({r['name']}) | {_fmt(r['extra_s'])} | {r['peak_rss_mib']:.0f} |"
+              for r in latest("first_run")]
+    lines += [f"| {r['name']} | {_fmt(r['cpu_s'])} | {r['peak_rss_mib']:.0f} |" for r in latest("memory")]
+    shares = latest("diagnose_share")
+    if shares:
+        lines += ["", "| `diagnose` (default plan) | N | CPU s | per probe (CPU s) |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['state_dim']} | {r['cpu_s']:.0f} | {r['probes'].replace(',', ', ')} |" for r in shares]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
