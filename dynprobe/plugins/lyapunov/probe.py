@@ -227,7 +227,9 @@ def _dataset(system: System, out, *, steps: int, k: int, mode: str, reorth: int 
             "state_dim": system.state_dim,
             "steps": steps,
             "reorth_every": str(reorth),
-            "reorth_intervals_used": np.unique(np.asarray(out.intervals)).astype(np.int64),
+            # scalars, not the array of intervals: a 1-D attr comes back from a Zarr store as a list
+            "reorth_interval_min": int(np.min(out.intervals)),
+            "reorth_interval_max": int(np.max(out.intervals)),
             "linearization": mode,
             "regime_tolerance": REGIME_TOL,
         },
