@@ -56,6 +56,15 @@ def _hand(W, h, Q, steps):
     return acc / steps
 
 
+def _hand_numpy(W, h, Q, steps):
+    acc = np.zeros(Q.shape[-1])
+    for _ in range(steps):
+        h = np.tanh(W @ h)
+        Q, R = np.linalg.qr((1 - h * h)[:, None] * (W @ Q))
+        acc += np.log(np.abs(np.diagonal(R)))
+    return acc / steps
+
+
 def _lyapynov(Wn, hn, k, steps):
     def f(x, t):
         return np.tanh(Wn @ x)
@@ -82,9 +91,14 @@ def test_grid(n, k, length):
     Qk = torch.linalg.qr(torch.randn(1, n, k, generator=gen, dtype=torch.float64))[0][0]
     check = min(steps, 40)
     want = np.sort(_hand(W, h0, Qk, check).numpy())[::-1]
+    # the most contracting exponents of a full spectrum are fixed only to what float64 allows
+    # (J's condition number reaches ~1e12 at saturated units): the spread between two
+    # implementations of the hand loop (torch's and numpy's LAPACK) measures that, per exponent
+    spread = np.abs(want - np.sort(_hand_numpy(W.numpy(), h0.numpy(), Qk.numpy(), check))[::-1])
     for reorth in ("auto", 1):
         got = _dynprobe(system, k, check, reorth).exponents.values[0]
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 if reorth == "auto" else 1e-10)
+        tol = (1e-7 if reorth == "auto" else 1e-10) + 4 * spread
+        assert np.all(np.abs(got - want) <= tol), np.max(np.abs(got - want) - tol)
     contenders = {
         "hand": lambda: _hand(W, h0, Qk, steps),
         "dynprobe": lambda: _dynprobe(system, k, steps),
