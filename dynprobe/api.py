@@ -21,6 +21,7 @@ from .registry import registry
 from .results import attach, make_attrs
 from .specs import DatasetSpec, ModelSpec, Probe
 from .system import InitialState, System
+from .threads import applied, set_threads
 
 __all__ = [
     "wrap",
@@ -160,13 +161,15 @@ def run(probe: str, system: System | nn.Module | None, **params: Any) -> xr.Data
         reason = probe_applies(spec, system)
         if reason:
             raise ProbeParameterError(f"probe {probe!r} does not apply to {system.name}: {reason}")
-    start = time.perf_counter()
-    ds = spec.run(system, **params)
-    elapsed = time.perf_counter() - start
+    with applied(system.state_dim if system is not None else None) as threads:
+        start = time.perf_counter()
+        ds = spec.run(system, **params)
+        elapsed = time.perf_counter() - start
     if not isinstance(ds, xr.Dataset):
         raise PluginError(f"probe {probe!r} (plugin {spec.plugin}) returned {type(ds).__name__}, not an xarray.Dataset")
     attrs = make_attrs(probe=probe, params=resolved, system=system, elapsed_s=elapsed, plugin=spec.plugin,
                        plugin_version=spec.version)
+    attrs["threads"] = int(threads)  # the torch threads the run used (dynprobe.threads)
     return attach(ds, attrs)
 
 
@@ -291,12 +294,3 @@ def model(name: str, *, preset: str | None = None, **kwargs: Any) -> Any:
 def dataset(name: str, **kwargs: Any) -> Any:
     """Build a data set or synthetic task, e.g. ``dynprobe.dataset("adding", T=100)``."""
     return _call_factory("dataset", registry().dataset(name), None, kwargs)
-
-
-def set_threads(n: int | None) -> None:
-    """Set torch's intra-op thread count (``None``: leave as is). At N <= 64 one thread is
-    usually fastest on a small machine; batch runs set one thread per Dask worker."""
-    if n is not None:
-        if n < 1:
-            raise ProbeParameterError(f"threads must be >= 1, got {n}")
-        torch.set_num_threads(int(n))

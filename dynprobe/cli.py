@@ -46,9 +46,10 @@ def _table(title: str, columns: list[str], rows: list[tuple[str, ...]]) -> None:
 
 
 def _run_probe(probe: Probe, model: str, options: dict[str, Any]) -> None:
-    from .api import run, set_threads
+    from .api import run
     from .intake import resolve
     from .results import save
+    from .threads import set_threads
 
     load = replace(take_load_options(options), preset=options.pop("preset"))
     common = {k: options.pop(k) for k in ("param", "out", "threads")}
@@ -234,13 +235,13 @@ def diagnose_cmd(model: str, report: str | None, out: str | None, probes: tuple[
     and its report is written too. Exit status 1 when no probe produced a result, 130 when
     interrupted.
     """
-    from .api import set_threads
     from .deadline import DEFAULT_TIMEOUT_S
     from .diagnose import DiagnosisInterrupted, diagnose
     from .intake import resolve
     from .registry import registry
     from .report import write_report
     from .results import check_output_path
+    from .threads import set_threads
 
     stem = Path(model).stem.replace(":", "_")
     limit = DEFAULT_TIMEOUT_S if timeout is None else (timeout or None)

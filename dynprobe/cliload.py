@@ -11,12 +11,17 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .intake import DTYPES, LoadOptions
 from .options import coerce, parse_assignments
+
+if TYPE_CHECKING:
+    from .intake import LoadOptions
+
+DTYPE_NAMES = ("float64", "float32")
+"""The analysis precisions (:data:`dynprobe.intake.DTYPES`; named here so that ``--help`` loads no torch)."""
 
 __all__ = ["LOAD_OPTIONS", "load_options", "with_load_options", "take_load_options"]
 
@@ -49,7 +54,7 @@ _SPECS: list[tuple[list[str], dict[str, Any]]] = [
                           "help": "of a plain nn.RNN state_dict (it does not record it)"}),
     (["--allow-nonfinite"], {"is_flag": True, "default": False,
                              "help": "analyse checkpoints with NaN/inf weights instead of refusing them"}),
-    (["--dtype"], {"type": click.Choice(list(DTYPES)), "default": "float64", "show_default": True,
+    (["--dtype"], {"type": click.Choice(list(DTYPE_NAMES)), "default": "float64", "show_default": True,
                    "help": "precision of the analysis"}),
     (["--device"], {"default": None, "metavar": "DEVICE", "help": "torch device, e.g. cpu or cuda:0 [default: cpu]"}),
     (["--drive", "drive"], {"default": None, "hidden": True, "help": "deprecated spelling of --input"}),
@@ -73,6 +78,8 @@ def with_load_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def take_load_options(kwargs: dict[str, Any], *, default_input: str | None = None) -> LoadOptions:
     """Pop the shared options from a command's keyword arguments into a :class:`LoadOptions`."""
+    from .intake import LoadOptions
+
     given, old = kwargs.pop("input_"), kwargs.pop("drive")
     if old is not None:
         click.echo("dynprobe: --drive is deprecated; use --input (same values)", err=True)

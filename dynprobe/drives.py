@@ -43,11 +43,28 @@ __all__ = [
 ]
 
 
+def _converted(drive: Drive, name: str, system: System) -> Tensor:
+    """The drive's tensor ``name`` in the system's dtype and on its device, converted once per
+    (device, dtype) and reused while the attribute holds the same tensor (a host-to-device copy
+    per step would stall a GPU's hot loop)."""
+    source = getattr(drive, name)
+    cache = drive.__dict__.setdefault("_converted", {})
+    key = (name, system.device, system.dtype)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not source:
+        hit = cache[key] = (source, source.to(device=system.device, dtype=system.dtype))
+    return hit[1]
+
+
 class Drive(ABC):
     """The input protocol of a System. Subclasses are small and immutable."""
 
     kind: str = "drive"
     time_varying: bool = False
+
+    def __getstate__(self) -> dict:
+        """Pickle without the per-device copies (a worker may not have the device)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_converted"}
 
     def check(self, system: System) -> None:  # noqa: B027 - optional hook
         """Raise :class:`DriveError` if this drive does not fit ``system``."""
@@ -109,7 +126,7 @@ class ConstantDrive(Drive):
             )
 
     def external(self, system: System, t: int, lead: tuple[int, ...]) -> Tensor:
-        u = self.value.to(device=system.device, dtype=system.dtype)
+        u = _converted(self, "value", system)
         return u.expand(*lead, system.input_dim)
 
     def describe(self) -> str:
@@ -166,7 +183,7 @@ class SequenceDrive(Drive):
             if not self.cycle:
                 self.require(system, t + 1)
             t %= self.inputs.shape[0]
-        u = self.inputs[t].to(device=system.device, dtype=system.dtype)
+        u = _converted(self, "inputs", system)[t]
         rows, samples = (u.shape[-2] if u.ndim >= 2 else 1), (lead[-1] if lead else 1)
         if u.ndim >= 2 and rows not in (1, samples):
             # more (or fewer) samples than rows: sample i is driven by row i mod rows

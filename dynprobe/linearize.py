@@ -6,8 +6,11 @@ h ↦ F(h, u_t(h)) at step t — for a feedback drive it includes the path throu
 
 * :func:`jvp_columns` — ``J(h) @ Q`` for a batch of states and k tangent vectors at once:
   ``vmap`` over columns of ``torch.func.jvp`` (no Python loop over columns);
-* :class:`TangentMap` — the same, traced once per shape into a lean ATen graph
-  (:mod:`dynprobe.tracing`), the fast path for long runs;
+* :class:`TangentMap` — the same, traced once per architecture and shape into a lean program
+  (:mod:`dynprobe.tracing`, :mod:`dynprobe.program`), cached in memory and on disk
+  (:mod:`dynprobe.graphcache`): the fast path;
+* :func:`agrees_with_autograd` — checks a claimed ``J(h) @ Q`` by one reverse-mode pass (no
+  ``torch.func``), the independent check of a cached program;
 * :func:`jacobian` — the full N×N Jacobian (``jacfwd``-style: tangents = identity columns);
 * :func:`qr_positive` — batched QR with a non-negative diagonal of R.
 
@@ -26,13 +29,18 @@ import torch
 from torch import Tensor
 from torch.func import jvp, vmap
 
+from . import graphcache
+from .drives import FeedbackDrive
+from .program import Program, ProgramError
 from .system import System
-from .tracing import trace
+from .tracing import close_enough, trace
 
-__all__ = ["jvp_columns", "jacobian", "qr_positive", "TangentMap", "TRACE_MIN_CALLS"]
+__all__ = ["jvp_columns", "agrees_with_autograd", "jacobian", "qr_positive", "TangentMap", "TRACE_MIN_CALLS"]
 
-TRACE_MIN_CALLS = 1000
-"""Runs shorter than this many tangent steps stay eager by default (tracing would not pay)."""
+TRACE_MIN_CALLS = 200
+"""Runs shorter than this many tangent steps stay eager by default unless a traced program is
+already cached: a trace costs about 0.05–0.2 s once ``torch.func`` is loaded, i.e. a few hundred
+eager steps of a small system."""
 
 
 def _closed_loop(system: System, u_ext: Tensor, params: dict[str, Tensor]) -> Callable[[Tensor], Tensor]:
@@ -61,6 +69,32 @@ def jvp_columns(system: System, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tenso
     return _tangent(system, h, Q, u_ext, system.params)
 
 
+def agrees_with_autograd(system: System, h: Tensor, Q: Tensor, u_ext: Tensor, h_next: Tensor, JQ: Tensor) -> bool:
+    """Check a claimed ``(F(h), J(h) @ Q)`` with one plain reverse-mode pass (no ``torch.func``).
+
+    The primal is compared with ``F(h)`` itself; the tangents by Freivalds' identity
+    ``vᵀ(JQ) = (Jᵀv)ᵀQ`` for a random v per state, which any wrong column fails with
+    probability one. ``torch.func``'s first use imports ``torch._dynamo`` (seconds of CPU);
+    ``torch.autograd.grad`` does not, so a cached program is checked for free in a fresh process.
+    """
+    x = h.detach().clone().requires_grad_(True)
+    gen = torch.Generator(device=h.device).manual_seed(0)
+    with torch.enable_grad():
+        out = _closed_loop(system, u_ext, system.params)(x)
+        v = torch.randn(out.shape, generator=gen, dtype=out.dtype, device=out.device)
+        # a scalar objective: grad_outputs= would import torch's symbolic-shape machinery (sympy)
+        (g,) = torch.autograd.grad((out * v).sum(), x, allow_unused=True) if out.requires_grad else (None,)
+    if g is None:  # F does not depend on h
+        g = torch.zeros_like(x)
+    if not close_enough(h_next, out.detach()) or JQ.shape != Q.shape:
+        return False
+    tol = 1e-9 if h.dtype == torch.float64 else 1e-4
+    lhs = (v.unsqueeze(-1) * JQ).sum(-2)
+    rhs = (g.unsqueeze(-1) * Q).sum(-2)
+    scale = v.norm(dim=-1, keepdim=True) * JQ.norm(dim=-2) + g.norm(dim=-1, keepdim=True) * Q.norm(dim=-2)
+    return bool(((lhs - rhs).abs() <= tol * (scale + 1e-30)).all())
+
+
 def jacobian(system: System, h: Tensor, t: int = 0) -> Tensor:
     """The full closed-loop Jacobian ∂F(h, u_t(h))/∂h, shape ``[*lead, N, N]``.
 
@@ -81,53 +115,126 @@ def qr_positive(A: Tensor) -> tuple[Tensor, Tensor]:
 
 
 class TangentMap:
-    """``(h, Q, t) -> (F(h), J(h) @ Q)`` for one System, traced once per input shape.
+    """``(h, Q, t) -> (F(h), J(h) @ Q)`` for one System, traced once per architecture and shape.
 
-    The first call for a given shape traces ``vmap(jvp(...))`` with ``make_fx``, cleans the
-    graph and checks it against the eager result; later calls run the graph. If tracing fails
-    or disagrees, it runs eagerly and :attr:`mode` says why. Set ``trace=False`` (or the
-    environment variable ``DYNPROBE_NO_TRACE=1``) to always run eagerly. By default (``trace=None``)
-    it traces when ``expected_calls`` is unknown or at least :data:`TRACE_MIN_CALLS`: tracing costs
-    about 0.3 s (2 s for the first trace in a process), which pays off only over long runs.
+    The first call for a given shape looks the traced program up in the cache
+    (:mod:`dynprobe.graphcache`: memory, then disk), or traces ``vmap(jvp(...))`` with
+    ``make_fx``, cleans the graph (:mod:`dynprobe.tracing`), checks it against the eager result
+    and stores it. Either way the program is compiled with its loop-invariant work — everything
+    that depends only on the parameters, and on the input of a time-invariant drive — done once
+    (:mod:`dynprobe.program`), and a program from the cache is checked against
+    :func:`agrees_with_autograd` on its first inputs (any difference: retrace). If tracing fails
+    or disagrees, it runs eagerly and :attr:`mode` says why.
+
+    Set ``trace=False`` (or the environment variable ``DYNPROBE_NO_TRACE=1``) to always run
+    eagerly. By default (``trace=None``) it uses a cached program whenever there is one, and
+    traces when ``expected_calls`` is unknown or at least :data:`TRACE_MIN_CALLS`.
+    :attr:`cached` says whether the program came from the cache.
     """
 
     def __init__(self, system: System, *, trace: bool | None = None, expected_calls: int | None = None) -> None:
         self.system = system
+        enabled = os.environ.get("DYNPROBE_NO_TRACE", "") in ("", "0")
         if trace is None:
-            enabled = os.environ.get("DYNPROBE_NO_TRACE", "") in ("", "0")
-            trace = enabled and (expected_calls is None or expected_calls >= TRACE_MIN_CALLS)
-        self._trace = trace
-        self.mode = "traced" if trace else "eager: tracing off (short run or DYNPROBE_NO_TRACE)"
+            self._trace: bool | None = None if enabled else False
+            self._worth = expected_calls is None or expected_calls >= TRACE_MIN_CALLS
+        else:
+            self._trace, self._worth = bool(trace), bool(trace)
+        self.mode = "traced" if self._trace is not False and self._worth else \
+            "eager: tracing off (short run or DYNPROBE_NO_TRACE)"
+        self.cached = False
         names = sorted(system.params)
+        self._names = names
         self._flat_params = [system.params[name] for name in names]
         self._cache: dict[tuple, Callable[..., tuple[Tensor, Tensor]]] = {}
-        self._inputs: dict[tuple, Tensor] = {}  # u for time-invariant drives, per leading shape
+        self._programs: dict[tuple, Program] = {}
+        self._static_u = not system.drive.time_varying
 
         def tangent(h: Tensor, Q: Tensor, u_ext: Tensor, *flat: Tensor) -> tuple[Tensor, Tensor]:
             return _tangent(system, h, Q, u_ext, dict(zip(names, flat)))
 
         self._fn = tangent
 
-    def _external(self, h: Tensor, t: int) -> Tensor:
-        drive, lead = self.system.drive, tuple(h.shape[:-1])
-        if drive.time_varying:
-            return drive.external(self.system, t, lead).contiguous()
-        u = self._inputs.get(lead)
-        if u is None:
-            u = self._inputs[lead] = drive.external(self.system, t, lead).contiguous()
-        return u
+    def program(self, h: Tensor, Q: Tensor, t: int = 0) -> Program | None:
+        """The compiled :class:`~dynprobe.program.Program` used for inputs of this shape
+        (``None`` when that shape runs eagerly); traces it if needed."""
+        self.runner(h, Q, t)
+        return self._programs.get(self._key(h, Q))
 
-    def __call__(self, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tensor, Tensor]:
-        u_ext = self._external(h, t)
-        if not self._trace:
-            return self._fn(h, Q, u_ext, *self._flat_params)
-        key = (tuple(h.shape), tuple(Q.shape), tuple(u_ext.shape), h.dtype, h.device)
+    @staticmethod
+    def _key(h: Tensor, Q: Tensor) -> tuple:
+        return (tuple(h.shape), tuple(Q.shape), h.dtype, h.device)
+
+    def runner(self, h: Tensor, Q: Tensor, t: int = 0) -> Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]:
+        """The tangent step for states and tangents shaped like ``h`` and ``Q``: a function
+        ``(h, Q, t) -> (F(h), J(h) @ Q)`` with every per-call lookup done once (the hot loop of
+        :func:`dynprobe.tangent.qr_iterate` calls it)."""
+        key = self._key(h, Q)
         fn = self._cache.get(key)
         if fn is None:
-            fn, mode = trace(self._fn, h, Q, u_ext, *self._flat_params)
-            if mode != "traced":
-                self.mode = mode
-            else:
-                fn = fn.forward  # skip nn.Module call machinery on the hot path
-            self._cache[key] = fn
-        return fn(h, Q, u_ext, *self._flat_params)
+            fn = self._cache[key] = self._build(h, Q, t)
+        return fn
+
+    def _fingerprint(self, h: Tensor, Q: Tensor, u: Tensor) -> str | None:
+        system = self.system
+        drive = system.drive
+        readout = (drive.readout or system.readout) if isinstance(drive, FeedbackDrive) else None
+        return graphcache.fingerprint({
+            "step": system.step_fn, "networks": system.networks, "drive": type(drive), "readout": readout,
+            "shapes": (tuple(h.shape), tuple(Q.shape), tuple(u.shape)), "dtype": h.dtype, "device": h.device.type,
+            "params": [(n, tuple(p.shape), p.dtype) for n, p in zip(self._names, self._flat_params)],
+        })
+
+    def _bind(self, program: Program, u0: Tensor, external: Callable[[int], Tensor]) -> Callable[..., tuple[Tensor, Tensor]]:
+        flat = self._flat_params
+        params = list(range(3, 3 + len(flat)))
+        if self._static_u:
+            return program.compile([2, *params]).bind([u0, *flat], extra_args=1)
+        bound = program.compile(params).bind(flat)
+        return lambda h, Q, t: bound(h, Q, external(t))
+
+    def _build(self, h: Tensor, Q: Tensor, t: int) -> Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]:
+        system, flat = self.system, self._flat_params
+        lead = tuple(h.shape[:-1])
+
+        def external(t: int) -> Tensor:
+            return system.drive.external(system, t, lead).contiguous()
+
+        u0 = external(t)
+        key = self._fingerprint(h, Q, u0) if self._trace is not False else None
+        if key is not None:
+            program = graphcache.load(key)
+            if program is not None:
+                if h.device.type != "cpu":
+                    program.constants = {i: c.to(h.device) for i, c in program.constants.items()}
+                runner = self._bind(program, u0, external)
+                if not program.verified:  # from disk: checked once per process
+                    with torch.no_grad():
+                        h_next, JQ = runner(h, Q, t)
+                    program.verified = agrees_with_autograd(system, h, Q, u0, h_next, JQ)
+                if program.verified:
+                    self._programs[self._key(h, Q)] = program
+                    self.mode, self.cached = "traced", True
+                    return runner
+        if self._trace is False or not self._worth:
+            if self._static_u:
+                return lambda h, Q, t: self._fn(h, Q, u0, *flat)
+            return lambda h, Q, t: self._fn(h, Q, external(t), *flat)
+        fn, mode = trace(self._fn, h, Q, u0, *flat)
+        if mode != "traced":
+            self.mode = mode
+            return lambda h, Q, t: fn(h, Q, u0 if self._static_u else external(t), *flat)
+        try:
+            program = Program.from_graph(fn)
+        except ProgramError:
+            graph = fn.forward  # skip nn.Module call machinery on the hot path
+            return lambda h, Q, t: graph(h, Q, u0 if self._static_u else external(t), *flat)
+        self.mode = "traced"
+        program.verified = True  # trace() checked the graph against the eager function
+        self._programs[self._key(h, Q)] = program
+        if key is not None:
+            graphcache.store(key, program)
+        return self._bind(program, u0, external)
+
+    def __call__(self, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tensor, Tensor]:
+        return self.runner(h, Q, t)(h, Q, t)

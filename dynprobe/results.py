@@ -21,7 +21,9 @@ import numpy as np
 import torch
 import xarray as xr
 
+from . import accessor as _accessor  # noqa: F401 - every result path registers ds.dynprobe
 from .errors import DynprobeError
+from .extras import require
 
 __all__ = [
     "PROVENANCE_ATTRS",
@@ -259,6 +261,8 @@ def write_tree(tree: xr.DataTree, path: str | Path) -> dict[str, str]:
     """
     path = Path(path)
     engine = _engine(path)
+    if engine == "zarr":
+        require("zarr", f"writing {str(path)!r}")  # one line naming the extra, not a trial write per child
     try:
         _write(tree, path, engine)
         return {}
@@ -293,6 +297,8 @@ def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
     at all is a :class:`DynprobeError`.
     """
     path = check_output_path(path, what="save:")
+    if _engine(path) == "zarr":
+        require("zarr", f"writing {str(path)!r}")
     if isinstance(result, xr.Dataset):
         try:
             _write(xr.DataTree(dataset=result), path, _engine(path))
@@ -325,5 +331,6 @@ def open_result(path: str | Path) -> xr.DataTree:
     if _engine(path) == "netcdf":
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             return tree.load()
+    require("zarr", f"reading {str(path)!r}")
     with xr.open_datatree(path, engine="zarr", consolidated=False) as tree:
         return tree.load()

@@ -12,9 +12,10 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import xarray as xr
+if TYPE_CHECKING:
+    import xarray as xr
 
 from .docstrings import doc_description, doc_params, doc_summary
 from .errors import PluginError, ProbeParameterError, did_you_mean

@@ -11,12 +11,21 @@ plugin never imports another plugin.
 With m > 1 the tangent block is propagated unnormalized between QRs: the leading exponents
 stay exact while the block's condition number grows like exp((λ₁ − λ_k)·m), and the tail
 exponents are lost once it nears 1/eps. ``reorth_every="auto"`` therefore chooses m from the
-measured spread of the local rates so that the condition number stays below ``kappa_max``.
+measured spread of the local rates so that the condition number stays below
+:data:`dynprobe.qr.KAPPA_MAX`, and so that no column grows or shrinks beyond e^{±ln(max)/4}
+of the dtype (no overflow, also not in CholeskyQR2's Gram matrix).
+
+The loop is written for speed at every size: the tangent map is called through its
+shape-specialized runner, the log rates are added in place into preallocated per-block sums,
+and the host synchronizes only while ``"auto"`` calibrates its interval (a few QRs), at the end
+of each of the ``blocks`` time blocks, and at the end — never per step, so a GPU stays busy.
+Intervals end exactly at block edges, so every block covers exactly its share of the steps.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,12 +33,17 @@ from torch import Tensor
 
 from .errors import ProbeParameterError
 from .linearize import TangentMap, qr_positive
+from .qr import KAPPA_MAX, QRMethod, choose_qr, orthonormalize
 
-__all__ = ["QRRun", "qr_iterate", "checkpoint_times"]
+__all__ = ["QRRun", "qr_iterate", "checkpoint_times", "MAX_INTERVAL"]
 
-KAPPA_MAX = {torch.float64: 1e8, torch.float32: 1e3}
-"""Largest tangent-block condition number allowed between QRs under ``reorth_every="auto"``."""
 MAX_INTERVAL = 64
+"""Longest interval between QRs under ``reorth_every="auto"``."""
+CALIBRATION_QRS = 6
+"""Under ``"auto"`` the interval is re-chosen after each of the first QRs (doubling towards the
+target), then once per time block from that block's rates."""
+
+Step = Callable[[Tensor, Tensor, int], tuple[Tensor, Tensor]]
 
 
 @dataclass
@@ -45,6 +59,8 @@ class QRRun:
     h: Tensor  # [*lead, N]: final state
     Q: Tensor  # [*lead, N, k]: final orthonormal tangent block
     intervals: list[int]  # the re-orthonormalization intervals used
+    qr: str = "householder"  # the factorization used (after any fallback)
+    fallbacks: int = 0  # time blocks replayed with Householder after CholeskyQR2 broke down
 
 
 def checkpoint_times(steps: int, count: int = 40) -> list[int]:
@@ -53,8 +69,86 @@ def checkpoint_times(steps: int, count: int = 40) -> list[int]:
     return sorted(pts | {steps})
 
 
+def _interval(track: Tensor, kappa: float, cap: float) -> int:
+    """The longest interval keeping the condition number below ``kappa`` and the column growth
+    below e^cap, from ``track = [max spread rate, max |rate|]`` per step (one host sync)."""
+    spread, growth = track.tolist()
+    m = MAX_INTERVAL
+    if spread > 0:
+        m = min(m, int(math.log(kappa) / spread))
+    if growth > 0:
+        m = min(m, int(cap / growth))
+    return max(1, m)
+
+
+class _Loop:
+    """The state of one QR run between time blocks (see :func:`qr_iterate`)."""
+
+    def __init__(self, step: Step, h: Tensor, Q: Tensor, *, steps: int, start: int, reorth_every: int | str,
+                 blocks: int, checkpoints: list[int]) -> None:
+        lead, k = tuple(h.shape[:-1]), Q.shape[-1]
+        self.step, self.h, self.Q, self.start = step, h, Q, start
+        self.auto = reorth_every == "auto"
+        self.m = 1 if self.auto else int(reorth_every)
+        self.calibrating = CALIBRATION_QRS if self.auto else 0
+        self.edges = [round(steps * (b + 1) / blocks) for b in range(blocks)]
+        self.sums = torch.zeros(blocks, *lead, k, dtype=torch.float64, device=h.device)
+        self.checkpoints = checkpoints
+        self.trace: list[Tensor] = []
+        self.trace_steps: list[int] = []
+        self.intervals: list[int] = []
+        self.done = self.next_cp = 0
+        self.track = torch.zeros(2, dtype=torch.float64, device=h.device)
+        self.cap = math.log(torch.finfo(h.dtype).max) / 4
+
+    def snapshot(self) -> tuple:
+        return (self.h, self.Q, self.done, self.next_cp, len(self.trace), len(self.intervals), self.m, self.calibrating)
+
+    def restore(self, saved: tuple, block: int) -> None:
+        self.h, self.Q, self.done, self.next_cp, n_trace, n_int, self.m, self.calibrating = saved
+        del self.trace[n_trace:], self.trace_steps[n_trace:], self.intervals[n_int:]
+        self.sums[block].zero_()
+        self.track.zero_()
+
+    def block(self, b: int, method: QRMethod) -> Tensor | None:
+        """Propagate through time block ``b``; returns CholeskyQR2's breakdown flag (a device
+        tensor, not synchronized) or ``None`` for Householder."""
+        acc, edge, step = self.sums[b], self.edges[b], self.step
+        h, Q, done = self.h, self.Q, self.done
+        bad = torch.zeros((), dtype=torch.bool, device=h.device) if method == "cholesky" else None
+        kappa = KAPPA_MAX[method].get(h.dtype, 1e3)
+        while done < edge:
+            n = min(self.m, edge - done)
+            t = self.start + done
+            for i in range(n):
+                h, Q = step(h, Q, t + i)
+            Q, lr, ok = orthonormalize(Q, method)
+            if bad is not None:  # rows whose state diverged are flagged by the caller instead
+                bad |= ~(ok | ~torch.isfinite(h).all(-1)).all()
+            acc.add_(lr)
+            done += n
+            self.intervals.append(n)
+            if self.auto:
+                rates = torch.where(torch.isfinite(lr).all(-1, keepdim=True), lr, 0.0) / n
+                now = torch.stack([(rates.amax(-1) - rates.amin(-1)).amax(), rates.abs().amax()]).to(torch.float64)
+                torch.maximum(self.track, now, out=self.track)
+                if self.calibrating:
+                    self.calibrating -= 1
+                    self.m = min(2 * self.m, _interval(self.track, kappa, self.cap))
+            while self.next_cp < len(self.checkpoints) and done >= self.checkpoints[self.next_cp]:
+                if not self.trace_steps or self.trace_steps[-1] != done:
+                    self.trace.append(self.sums.sum(0))
+                    self.trace_steps.append(done)
+                self.next_cp += 1
+        self.h, self.Q, self.done = h, Q, done
+        if self.auto:  # the next block's interval, from this block's rates (one sync per block)
+            self.m = _interval(self.track, kappa, self.cap)
+            self.track.zero_()
+        return bad
+
+
 def qr_iterate(
-    tangent: TangentMap,
+    tangent: TangentMap | Step,
     h: Tensor,
     Q: Tensor,
     *,
@@ -63,72 +157,81 @@ def qr_iterate(
     reorth_every: int | str = 1,
     blocks: int = 10,
     checkpoints: list[int] | None = None,
+    qr: str = "auto",
 ) -> QRRun:
     """Run the QR method for ``steps`` steps from state ``h`` with orthonormal tangents ``Q``.
 
-    ``start`` is the time index of ``h`` (the drive's clock). ``reorth_every`` is an int m >= 1
-    or ``"auto"``. ``blocks`` splits the run into that many time blocks (for standard errors).
+    Parameters
+    ----------
+    tangent
+        The tangent map ``(h, Q, t) -> (F(h), J(h) Q)``: a :class:`~dynprobe.linearize.TangentMap`
+        (whose shape-specialized :meth:`~dynprobe.linearize.TangentMap.runner` is then used) or
+        any function of that signature.
+    h, Q
+        State ``[*lead, N]`` at time index ``start`` (the drive's clock) and orthonormal tangents
+        ``[*lead, N, k]``.
+    steps
+        Steps to propagate.
+    reorth_every
+        An int m >= 1 (QR every m steps; 1 is exact for every exponent) or ``"auto"``.
+    blocks
+        Time blocks (for standard errors); every interval ends at a block edge.
+    checkpoints
+        Step counts at which to record the running sums (default: log-spaced).
+    qr
+        ``"auto"`` (by shape and device, :func:`dynprobe.qr.choose_qr`), ``"householder"`` or
+        ``"cholesky"`` (CholeskyQR2; a time block where it breaks down is replayed with Householder).
+
+    Returns
+    -------
+    QRRun
+
+    References
+    ----------
+    Benettin et al. (1980); Sandri (1996); fading-memory paper App. A.
     """
-    auto = reorth_every == "auto"
-    if not auto and (not isinstance(reorth_every, int) or reorth_every < 1):
+    if reorth_every != "auto" and (not isinstance(reorth_every, int) or reorth_every < 1):
         raise ProbeParameterError(f"probe 'lyapunov': reorth_every must be an int >= 1 or 'auto', got {reorth_every!r}")
-    m = 1 if auto else int(reorth_every)
-    kappa = KAPPA_MAX.get(h.dtype, 1e3)
-    checkpoints = checkpoints or checkpoint_times(steps)
-    lead, k = tuple(h.shape[:-1]), Q.shape[-1]
-    block_edges = [round(steps * (b + 1) / blocks) for b in range(blocks)]
-    # Σ log|R_ii| per block; the running total is their sum (kept off the per-step path)
-    block_sums = torch.zeros(blocks, *lead, k, dtype=torch.float64, device=h.device)
-    block_counts = [0] * blocks
-    trace, trace_steps = [], []
-    diverged = torch.zeros(lead, dtype=torch.bool, device=h.device)
-    intervals: list[int] = []
-    done, block, next_cp = 0, 0, 0
-    while done < steps:
-        n = min(m, steps - done)
-        for i in range(n):
-            h, Q = tangent(h, Q, start + done + i)
-        # column signs of Q do not change later |R_ii|: no sign fix needed inside the loop
-        Q, R = torch.linalg.qr(Q)
-        lr = torch.log(torch.diagonal(R, dim1=-2, dim2=-1).abs())
-        intervals.append(n)
-        done += n
-        if block < blocks - 1 and done > block_edges[block]:
-            diverged |= ~torch.isfinite(h).all(-1)  # checked once per block, and at the end
-            while block < blocks - 1 and done > block_edges[block]:
-                block += 1
-        block_sums[block] += lr
-        block_counts[block] += n
-        while next_cp < len(checkpoints) and done >= checkpoints[next_cp]:
-            if not trace_steps or trace_steps[-1] != done:
-                trace.append(block_sums.sum(0))
-                trace_steps.append(done)
-            next_cp += 1
-        if auto:
-            spread = (lr.max(-1).values - lr.min(-1).values)
-            spread = spread[torch.isfinite(spread)]
-            rate = float(spread.max()) / n if spread.numel() else 0.0
-            m = MAX_INTERVAL if rate <= 0 else max(1, min(MAX_INTERVAL, int(math.log(kappa) / rate)))
-    diverged |= ~torch.isfinite(h).all(-1)
-    used = [b for b in range(blocks) if block_counts[b] > 0]
-    block_sums = block_sums[used]
+    try:
+        method: QRMethod = choose_qr(qr, Q.shape[-2], Q.shape[-1], Q.device)
+    except ValueError as err:
+        raise ProbeParameterError(f"qr_iterate: {err}") from err
+    blocks = max(1, min(int(blocks), steps))
+    step = tangent.runner(h, Q, start) if isinstance(tangent, TangentMap) else tangent
+    loop = _Loop(step, h, Q, steps=steps, start=start, reorth_every=reorth_every, blocks=blocks,
+                 checkpoints=checkpoints or checkpoint_times(steps))
+    diverged = torch.zeros(tuple(h.shape[:-1]), dtype=torch.bool, device=h.device)
+    fallbacks = 0
+    for b in range(blocks):
+        saved = loop.snapshot()
+        bad = loop.block(b, method)
+        if bad is not None and bool(bad):  # CholeskyQR2 broke down in this block: replay it with Householder
+            loop.restore(saved, b)
+            method, fallbacks = "householder", fallbacks + 1
+            loop.block(b, method)
+        diverged |= ~torch.isfinite(loop.h).all(-1)
+    counts = [e - (loop.edges[b - 1] if b else 0) for b, e in enumerate(loop.edges)]
+    used = [b for b in range(blocks) if counts[b] > 0]
+    block_sums = loop.sums[used]
     total = block_sums.sum(0)
     overflow = ~diverged & (torch.isnan(total) | torch.isposinf(total)).any(-1)
     if bool(overflow.any()):
         raise ProbeParameterError(
             "probe 'lyapunov': tangent vectors overflowed between re-orthonormalizations "
-            f"(intervals up to {max(intervals)} steps); use a smaller reorth_every (or 'auto')"
+            f"(intervals up to {max(loop.intervals)} steps); use a smaller reorth_every (or 'auto')"
         )
     nan = torch.tensor(float("nan"), dtype=torch.float64, device=h.device)
     mask = diverged.unsqueeze(-1)
     return QRRun(
         log_r=torch.where(mask, nan, total),
         block_log_r=torch.where(mask, nan, block_sums),
-        block_steps=[block_counts[b] for b in used],
-        trace_log_r=torch.where(mask, nan, torch.stack(trace)),
-        trace_steps=trace_steps,
+        block_steps=[counts[b] for b in used],
+        trace_log_r=torch.where(mask, nan, torch.stack(loop.trace)),
+        trace_steps=loop.trace_steps,
         diverged=diverged,
-        h=h,
-        Q=qr_positive(Q)[0],
-        intervals=intervals,
+        h=loop.h,
+        Q=qr_positive(loop.Q)[0],
+        intervals=loop.intervals,
+        qr=method,
+        fallbacks=fallbacks,
     )

@@ -26,7 +26,7 @@ import torch
 import torch.fx as fx
 from torch.fx.experimental.proxy_tensor import make_fx
 
-__all__ = ["trace", "optimize_graph"]
+__all__ = ["trace", "optimize_graph", "close_enough"]
 
 aten = torch.ops.aten
 
@@ -108,6 +108,8 @@ def optimize_graph(gm: fx.GraphModule) -> fx.GraphModule:
                     node.replace_all_uses_with(folded)
                     graph.erase_node(node)
     graph.eliminate_dead_code()
+    _drop_copies(graph)
+    graph.eliminate_dead_code()
     seen: dict[Any, fx.Node] = {}
     for node in list(graph.nodes):
         if node.op != "call_function":
@@ -128,7 +130,55 @@ def optimize_graph(gm: fx.GraphModule) -> fx.GraphModule:
     return gm
 
 
-def _close(a: Any, b: Any) -> bool:
+def _mutates(node: fx.Node) -> bool:
+    schema = getattr(node.target, "_schema", None)
+    return bool(schema is not None and schema.is_mutable)
+
+
+def _drop_copies(graph: fx.Graph) -> None:
+    """Remove copies the tangent computation does not need: ``_to_copy`` to the same dtype and
+    device, ``clone``, an ``expand`` to the shape a tensor already has, a one-tensor ``cat``, and
+    functorch's fresh-buffer-then-``copy_`` of the tangent input. A copy is only dropped when
+    nothing writes into it; views are then taken with ``reshape`` (which copies only when a
+    layout requires it)."""
+    dropped = False
+    for node in list(graph.nodes):
+        if node.op != "call_function":
+            continue
+        target, args, out = node.target, node.args, _meta(node)
+        src = args[0] if args else None
+        keep = None
+        if target is aten._to_copy.default:
+            vin = _meta(src)
+            extra = set(node.kwargs) - {"dtype", "layout", "device"}
+            if (isinstance(vin, torch.Tensor) and isinstance(out, torch.Tensor) and not extra
+                    and vin.dtype == out.dtype and vin.device == out.device and vin.layout == out.layout):
+                keep = src
+        elif target is aten.clone.default and not node.kwargs:
+            keep = src
+        elif target is aten.expand.default and _same_layout(src, node):
+            keep = src
+        elif target is aten.cat.default and isinstance(src, (list, tuple)) and len(src) == 1 and _same_layout(src[0], node):
+            keep = src[0]
+        elif target is aten.copy_.default and len(args) == 2:
+            dst, value = args
+            if (isinstance(dst, fx.Node) and len(dst.users) == 1 and _same_layout(value, dst)
+                    and dst.target in _ZERO_SOURCES | {aten._new_zeros_with_same_feature_meta.default}):
+                keep = value
+        if keep is None or not isinstance(keep, fx.Node) or any(_mutates(user) for user in node.users):
+            continue
+        node.replace_all_uses_with(keep)
+        graph.erase_node(node)
+        dropped = True
+    if dropped:
+        for node in graph.nodes:
+            if node.op == "call_function" and node.target in (aten.view.default, aten._unsafe_view.default):
+                node.target = aten.reshape.default
+
+
+def close_enough(a: Any, b: Any) -> bool:
+    """Whether two (nested) tensor results agree: same structure, shapes and dtypes, values
+    within 1e-9 (float64) or 1e-4 (otherwise), relative and absolute."""
     flat_a, _ = torch.utils._pytree.tree_flatten(a)
     flat_b, _ = torch.utils._pytree.tree_flatten(b)
     if len(flat_a) != len(flat_b):
@@ -154,8 +204,9 @@ def trace(fn: Callable[..., Any], *example: Any) -> tuple[Callable[..., Any], st
             gm = optimize_graph(make_fx(fn)(*example))
             reference = fn(*example)
             got = gm(*example)
+        agree = close_enough(reference, got)  # (on the meta device there is nothing to compare)
     except Exception as err:  # noqa: BLE001 - any tracing failure means: run eagerly
         return fn, f"eager: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
-    if not _close(reference, got):
+    if not agree:
         return fn, "eager: traced graph disagreed with the eager function"
     return gm, "traced"

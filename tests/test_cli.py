@@ -23,7 +23,7 @@ def runner() -> CliRunner:
 def test_list_probes_shows_parameters(runner):
     out = runner.invoke(cli, ["list", "probes"], terminal_width=200)
     assert out.exit_code == 0, out.output
-    assert "lyapunov" in out.output and "reorth_every=1" in out.output
+    assert "lyapunov" in out.output and "reorth_every=auto" in out.output
 
 
 def test_list_models_and_plugins(runner):

@@ -180,6 +180,20 @@ def test_rate_within_the_brackets_and_power_iteration_matches_svd(make) -> None:
     assert float(ds.lipschitz_lower) >= float(ds.lipschitz_visited) - 1e-9
 
 
+def test_exact_lipschitz_norms_agree_with_power_iteration_from_above(monkeypatch) -> None:
+    # up to N = 256 the probe takes ||J||_2 from svdvals; power iteration converges to it from below
+    import dynprobe.plugins.entropy.probe as module
+
+    torch.manual_seed(0)
+    system = dynprobe.wrap(nn.GRU(2, 12).double()).with_drive(dynprobe.constant(0.3))
+    exact = entropy(system, samples=16, steps=4, power_iters=300, seed=3)
+    monkeypatch.setattr(module, "EXACT_SVD_MAX", 0)
+    power = entropy(system, samples=16, steps=4, power_iters=300, seed=3)
+    assert float(exact.lipschitz_lower) >= float(power.lipschitz_lower) * (1 - 1e-12)
+    np.testing.assert_allclose(float(exact.lipschitz_lower), float(power.lipschitz_lower), rtol=1e-6)
+    assert float(exact.lipschitz_lower) >= float(exact.lipschitz_visited)
+
+
 def test_elman_weight_bound_is_an_upper_bound() -> None:
     torch.manual_seed(1)
     for nonlinearity in ("tanh", "relu"):

@@ -26,7 +26,7 @@ def test_provenance_attrs_are_complete_and_typed(result):
     for key in PROVENANCE_ATTRS:
         assert key in result.attrs
     params = json.loads(result.attrs["params"])
-    assert params == {"steps": 200, "burn_in": 100, "k": None, "reorth_every": 1, "samples": 2, "seed": 4}
+    assert params == {"steps": 200, "burn_in": 100, "k": None, "reorth_every": "auto", "samples": 2, "seed": 4}
     assert result.attrs["model_fingerprint"] == henon_system().fingerprint()
     assert result.attrs["dtype"] == "float64" and result.attrs["device"] == "cpu"
 

@@ -152,6 +152,21 @@ def test_constant_scalar_broadcasts_over_inputs():
     torch.testing.assert_close(u, torch.full((3, 2), 0.5, dtype=torch.float64))
 
 
+def test_a_drive_converts_once_follows_a_new_tensor_and_pickles_without_its_copies():
+    import pickle
+
+    s = System.from_step(lambda h, u, p: h + u, state_dim=2, input_dim=2, dtype=torch.float32)
+    drive = dynprobe.sequence(torch.arange(12, dtype=torch.float64).reshape(6, 2))
+    s = s.with_drive(drive)
+    h = torch.zeros(2, dtype=torch.float32)
+    first, second = drive.external(s, 0, ()), drive.external(s, 1, ())
+    assert first.dtype == torch.float32 and first.untyped_storage().data_ptr() == second.untyped_storage().data_ptr()
+    drive.inputs = -drive.inputs  # a new tensor: the cached copy must not be served
+    torch.testing.assert_close(s.trajectory(h, 2)[-1], torch.tensor([-2.0, -4.0]))
+    clone = pickle.loads(pickle.dumps(drive))
+    assert "_converted" not in clone.__dict__ and torch.equal(clone.inputs, drive.inputs)
+
+
 @pytest.mark.parametrize(
     "drive, message",
     [

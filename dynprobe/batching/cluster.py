@@ -75,6 +75,9 @@ def _local(n: int) -> Iterator[Any]:
 @contextmanager
 def client_for(workers: int | None, scheduler: Any) -> Iterator[Any]:
     """A Dask client: a fresh local cluster, one at ``scheduler``'s address, or the given one."""
+    from ..extras import require
+
+    require("distributed", "dynprobe batch")  # one line naming the [batch] extra when Dask is missing
     from distributed import Client
 
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):

@@ -246,6 +246,11 @@ def batch(
                             "in this process")
     if workers == 0 and scheduler is not None:
         raise DynprobeError("batch: workers=0 runs in this process; leave out scheduler= (or workers=)")
+    from ..extras import require
+
+    require("zarr", "dynprobe batch")  # the store; before anything is written
+    if workers != 0:
+        require("distributed", "dynprobe batch")
     resolved = _resolve_probes(probes, probe_params)
     files = expand_paths(paths)
     try:

@@ -83,7 +83,9 @@ class BatchStore:
         self.path = Path(path)
 
     def _zarr(self, mode: str, group: str = "") -> Any:
-        import zarr
+        from ..extras import require
+
+        zarr = require("zarr", f"the batch store {str(self.path)!r}")
 
         return zarr.open_group(str(self.path), path=group, mode=mode)
 

@@ -105,7 +105,9 @@ def analyse_checkpoint(path: str, probes: Mapping[str, Mapping[str, Any]], optio
     records the error (one line naming the file) for every probe it concerns. Sets one torch
     thread: a worker thread is one core's worth of work.
     """
-    torch.set_num_threads(1)
+    from ..threads import set_threads
+
+    set_threads(1)  # one thread per worker process: the workers are the parallelism
     out = CheckpointOutcome(path=path)
     system = _load(out, probes, options)
     for name, params in probes.items():

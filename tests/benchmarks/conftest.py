@@ -17,8 +17,16 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _threads():
+    """One thread for torch and for numpy's BLAS (the baselines' numpy would otherwise use every
+    core — on a shared machine the comparison would measure contention, not code)."""
     saved = torch.get_num_threads()
-    yield
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - comes with scikit-learn in [test]
+        yield
+    else:
+        with threadpool_limits(limits=1):
+            yield
     torch.set_num_threads(saved)
 
 

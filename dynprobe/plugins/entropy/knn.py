@@ -27,8 +27,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
-from scipy.special import digamma, gammaln
 
 from dynprobe.errors import DynprobeError
 
@@ -65,6 +63,8 @@ def knn_distances(x: torch.Tensor | np.ndarray, k: int) -> np.ndarray:
     n = len(x)
     if not 1 <= k < n:
         raise ValueError(f"kl_entropy: need 1 <= k < n samples, got k={k}, n={n}")
+    from scipy.spatial import cKDTree  # on first use: scipy costs start-up time
+
     dist, _ = cKDTree(x).query(x, k=k + 1)  # column 0: the point itself (or a duplicate of it) at 0
     return dist[:, 1:]
 
@@ -103,5 +103,7 @@ def kl_entropy(x: torch.Tensor | np.ndarray, k: int = 3) -> float:
         raise DuplicatePointsError(
             f"kl_entropy: {duplicates} of {n} samples coincide with another sample (the ensemble has collapsed below "
             "float64 resolution); the Kozachenko-Leonenko estimator needs distinct points", duplicates)
+    from scipy.special import digamma, gammaln
+
     log_vd = 0.5 * d * math.log(math.pi) - float(gammaln(0.5 * d + 1.0))
     return float(digamma(n) - digamma(k) + log_vd + d * np.mean(np.log(dist[:, k - 1])))

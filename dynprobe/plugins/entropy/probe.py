@@ -17,12 +17,22 @@ import xarray as xr
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
+from dynprobe.linearize import jacobian
 
 from .knn import DuplicatePointsError, kl_entropy
 from .lipschitz import contractivity, spectral_norms, weight_norm_bound
-from .rate import jacobian_stats
+from .rate import CHUNK_ENTRIES, EXACT_SVD_MAX, jacobian_stats
 
 __all__ = ["entropy"]
+
+
+def _exact_norms(system: System, h: torch.Tensor, t: int) -> torch.Tensor:
+    """‖J(h)‖₂ of each state in ``h: [B, N]`` from the dense Jacobians' singular values, in chunks
+    of at most ``CHUNK_ENTRIES`` Jacobian entries (as :func:`jacobian_stats` builds them)."""
+    n = h.shape[-1]
+    chunk = max(1, CHUNK_ENTRIES // (n * n))
+    parts = [torch.linalg.svdvals(jacobian(system, h[i:i + chunk], t))[..., 0] for i in range(0, h.shape[0], chunk)]
+    return torch.cat(parts).to(torch.float64)
 
 
 def entropy(
@@ -55,10 +65,11 @@ def entropy(
     states at each step (``rate_lower``, ``rate_upper``), and the exact rate lies between them.
 
     **Lipschitz constant.** ``lipschitz_lower`` = max ‖J(h)‖₂ over the visited states and as many
-    states perturbed by ``perturb`` × the ensemble's spread (power iteration, a lower bound on
-    L_f over any region containing them); ``lipschitz_upper`` from weight norms where the cell
-    allows (Elman RNN: ‖W‖₂·sup|φ′|; one-layer LSTM: a row-sum bound on its invariant box), and
-    the contractivity verdict of Def. 1: contractive / not_contractive / undetermined.
+    states perturbed by ``perturb`` × the ensemble's spread (exact singular values up to N = 256,
+    power iteration beyond; a lower bound on L_f over any region containing them);
+    ``lipschitz_upper`` from weight norms where the cell allows (Elman RNN: ‖W‖₂·sup|φ′|;
+    one-layer LSTM: a row-sum bound on its invariant box), and the contractivity verdict of
+    Def. 1: contractive / not_contractive / undetermined.
 
     Parameters
     ----------
@@ -71,7 +82,8 @@ def entropy(
         Size of the perturbations (relative to the per-coordinate spread of the visited
         states, plus 1e-3) at which ‖J‖₂ is also evaluated.
     power_iters
-        Power-iteration steps per state.
+        Power-iteration steps per state beyond N = 256 (up to there ‖J‖₂ is exact, from the
+        dense Jacobian's singular values).
     knn
         Also estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
         estimator. It follows the exact change while the ensemble keeps full dimension; once
@@ -145,10 +157,16 @@ def entropy(
     gen = torch.Generator().manual_seed(int(seed) + 17)
     noise = torch.randn(visited.shape, generator=gen, dtype=torch.float64).to(visited)
     sig_v, sig_p = [], []
+    exact = n <= EXACT_SVD_MAX  # dense Jacobians: exact norms, and far cheaper than power iteration here
     with torch.no_grad():
         for t in range(steps):
-            sig_v.append(spectral_norms(system, visited[t], t, iters=power_iters, seed=seed + t))
-            sig_p.append(spectral_norms(system, visited[t] + perturb * spread * noise[t], t, iters=power_iters, seed=seed + t))
+            perturbed = visited[t] + perturb * spread * noise[t]
+            if exact:
+                sig_v.append(stats.sigma_max[t, good])
+                sig_p.append(_exact_norms(system, perturbed, t))
+            else:
+                sig_v.append(spectral_norms(system, visited[t], t, iters=power_iters, seed=seed + t))
+                sig_p.append(spectral_norms(system, perturbed, t, iters=power_iters, seed=seed + t))
     lip_lower = float(torch.stack(sig_v + sig_p).max())
     bound = weight_norm_bound(system)
     verdict, reason = contractivity(bound, lip_lower)

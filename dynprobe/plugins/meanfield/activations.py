@@ -21,11 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from dynprobe.errors import ProbeParameterError
 
 __all__ = ["Activation", "ACTIVATIONS", "activation", "sigmoid_parts"]
+
+
+def _special():  # scipy.special on first use: importing it costs ~0.3 s of every start-up
+    from scipy import special
+
+    return special
 
 Parts = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -58,14 +63,14 @@ def _linear(x: np.ndarray) -> Parts:
 
 
 def _erf(x: np.ndarray) -> Parts:
-    f = special.erf(x)
+    f = _special().erf(x)
     d = (2.0 / np.sqrt(np.pi)) * np.exp(-x * x)
     return f, d, -2.0 * x * d * f
 
 
 def sigmoid_parts(x: np.ndarray) -> Parts:
     """σ(x), σ′ = σ(1−σ) and σ″ = σ′(1−2σ) (the gate of the minimalRNN, eq. 5)."""
-    s = special.expit(x)
+    s = _special().expit(x)
     d = s * (1.0 - s)
     return s, d, d * (1.0 - 2.0 * s)
 

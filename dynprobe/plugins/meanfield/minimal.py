@@ -20,13 +20,18 @@ Mean-field paper §3.2, App. B (eq. 17–23), C (eq. 24), D (eq. 32–36), E (eq
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from .activations import sigmoid_parts
 from .quadrature import COARSE, CachedRule1D, expect_2d
 from .solvers import FixedPoint, solve_correlation, solve_variance
 
 __all__ = ["solve_Q", "moments", "correlation_map", "solve_c", "GATE_BREAKPOINTS"]
+
+
+def _special():  # scipy.special on first use: importing it costs ~0.3 s of every start-up
+    from scipy import special
+
+    return special
 
 GATE_BREAKPOINTS = (0.0,)
 
@@ -38,13 +43,13 @@ def solve_Q(sw2: np.ndarray, noise: np.ndarray, R: np.ndarray, mu: np.ndarray) -
     # With s = σ(x): σ′ = s − s², σ″ = σ′(1 − 2s), so σ′² + σσ″ = σ′ s(2 − 3s) and
     # E[(1 − σ)²] = 1 − 2E[σ] + E[σ²], E[σ′² − (1 − σ)σ″] = E[σ′² + σσ″] − E[σ″]: four integrands.
     def solve_integrands(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        s = special.expit(x)
+        s = _special().expit(x)
         ss = s * s
         d = s - ss
         return s, ss, d * (2 * s - 3 * ss), d * (1 - 2 * s)
 
     def all_integrands(x: np.ndarray) -> tuple[np.ndarray, ...]:
-        s = special.expit(x)
+        s = _special().expit(x)
         ss = s * s
         d = s - ss
         dd = d * d

@@ -19,12 +19,11 @@ Fig. 2C; Pearlmutter (1994) for exact Hessian-vector products.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 import xarray as xr
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import Tensor
 from torch.func import grad, vjp
 
@@ -33,6 +32,9 @@ from dynprobe.errors import ConvergenceError, ProbeParameterError
 from dynprobe.tasks import SequenceData
 
 from .objective import LossName, Objective, ReadoutChoice, build_objective
+
+if TYPE_CHECKING:
+    from scipy.sparse.linalg import LinearOperator
 
 __all__ = ["hessian", "hvp_operator", "recurrent_weights"]
 
@@ -63,6 +65,8 @@ def hvp_operator(objective: Objective, names: Sequence[str]) -> tuple[LinearOper
         params = {**base, **{n: p.reshape(s) for n, p, s in zip(names, parts, shapes)}}
         return objective.value(params)
 
+    from scipy.sparse.linalg import LinearOperator  # on first use: scipy costs start-up time
+
     gradient, hvp = vjp(grad(loss), theta0)
     calls = [0]
 
@@ -76,6 +80,8 @@ def hvp_operator(objective: Objective, names: Sequence[str]) -> tuple[LinearOper
 
 
 def _top_eigs(objective: Objective, names: Sequence[str], k: int, which: str, tol: float, seed: int) -> dict[str, Any]:
+    from scipy.sparse.linalg import eigsh
+
     op, theta0, gradient, calls = hvp_operator(objective, names)
     d = theta0.numel()
     v0 = np.random.default_rng(int(seed)).standard_normal(d)
