@@ -121,3 +121,18 @@ def iterate_attractors(system: dynprobe.System, *, starts: int = 2000, steps: in
         if not any(np.abs(e[:, None] - o[None]).max(-1).min(-1).max() < 1e-8 for o in out):
             out.append(e)
     return np.stack(out)
+
+
+def clocked_memories(a: float = 2.0) -> dynprobe.System:
+    """F(h) = Q f(Qᵀh), f(y) = (−tanh(a y₀), tanh(a y₁), tanh(a y₂)): a clock coordinate that flips
+    sign every step and two bistable ones — 4 stable period-2 orbits (one per sign pattern of
+    y₁, y₂, which the map never changes), in a rotated basis. The small cousin of the clocked
+    flip-flop network, whose memories are period-2 orbits."""
+    Q = torch.tensor(rotation(), dtype=F64)
+    sign = torch.tensor([-1.0, 1.0, 1.0], dtype=F64)
+
+    def step(h: torch.Tensor, u: torch.Tensor, p: dict) -> torch.Tensor:
+        return (p["sign"] * torch.tanh(p["a"] * (h @ p["Q"]))) @ p["Q"].T
+
+    return dynprobe.System.from_step(step, state_dim=3, params={"Q": Q, "sign": sign, "a": torch.tensor(a, dtype=F64)},
+                                     init=dynprobe.InitialState(scale=1.0), name="clocked_memories")
