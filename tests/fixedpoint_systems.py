@@ -136,3 +136,19 @@ def clocked_memories(a: float = 2.0) -> dynprobe.System:
 
     return dynprobe.System.from_step(step, state_dim=3, params={"Q": Q, "sign": sign, "a": torch.tensor(a, dtype=F64)},
                                      init=dynprobe.InitialState(scale=1.0), name="clocked_memories")
+
+
+def graded(a: float, gains: tuple[float, float, float] = (1.0, 0.8, 0.6)) -> tuple[dynprobe.System, np.ndarray]:
+    """F(h) = Q tanh(a g ⊙ Qᵀh): coordinate i of y = Qᵀh is bistable once a·g_i > 1, so along a
+    the origin goes through a pitchfork at a = 1/g_i for each i (1 → 3 → 9 → 27 fixed points).
+    Returns the System and its fixed points ``[K, 3]`` in closed form."""
+    Q = rotation()
+    g = torch.tensor(gains, dtype=F64)
+
+    def step(h: torch.Tensor, u: torch.Tensor, p: dict) -> torch.Tensor:
+        return torch.tanh(p["a"] * p["g"] * (h @ p["Q"])) @ p["Q"].T
+
+    system = dynprobe.System.from_step(step, state_dim=3, params={"Q": torch.tensor(Q, dtype=F64), "g": g,
+                                                                  "a": torch.tensor(a, dtype=F64)}, name="graded")
+    levels = [(-xstar(a * gi), 0.0, xstar(a * gi)) if a * gi > 1 else (0.0,) for gi in gains]
+    return system, np.array(list(itertools.product(*levels))) @ Q.T

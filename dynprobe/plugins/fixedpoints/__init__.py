@@ -27,14 +27,22 @@ __all__ = ["fixedpoints", "track_fixed_points", "plot_tracks", "plot", "summary"
 
 
 def suggest(system: System) -> dict[str, Any]:
-    """Budgets scaled to the state size: each Levenberg–Marquardt step forms N×N Jacobians per
-    start (O(N³)), so large networks get fewer starts and iterations."""
-    n = system.state_dim
+    """Budgets scaled to the problem: each Levenberg–Marquardt step forms an N×N Jacobian per
+    start (O(N³)), and an ensemble searches every network at once, so large networks get fewer
+    starts and iterations and large ensembles fewer starts per network (about 4096 per round)."""
+    n, networks = system.state_dim, system.networks or 1
     if n <= 64:
-        return {"batch": 128, "rounds": 8}
-    if n <= 256:
-        return {"batch": 64, "rounds": 4, "max_iter": 30}
-    return {"batch": 16, "rounds": 3, "patience": 1, "descent_iters": 50, "max_iter": 15}
+        out: dict[str, Any] = {"batch": 128, "rounds": 8}
+    elif n <= 256:
+        out = {"batch": 64, "rounds": 4, "max_iter": 30}
+    else:
+        out = {"batch": 16, "rounds": 3, "patience": 1, "descent_iters": 50, "max_iter": 15}
+    if networks > 1:
+        out["batch"] = int(max(8, min(out["batch"], 4096 // networks)))
+        out["samples"] = int(max(8, min(128, 4096 // networks)))
+    if networks > 64:  # a Monte-Carlo ensemble: a count per network, not an exhaustive search of each
+        out.update(rounds=2, patience=1, descent_iters=30, max_iter=20)
+    return out
 
 
 @dynprobe.hookimpl

@@ -4,10 +4,10 @@ Given ``fixedpoints`` results along ``checkpoint`` (``dynprobe.open_batch(store)
 or any Dataset with a leading dimension of that kind), consecutive checkpoints' fixed points are
 matched by minimum total distance (the Hungarian method, ``scipy.optimize.linear_sum_assignment``),
 refusing matches longer than ``max_jump``. A point with no match *appears*; when it appears
-within ``max_jump`` of a point that was already there, that point's track is its ``parent`` — a
+within 2·``max_jump`` of a point that was already there, the nearest one's track is its ``parent`` — a
 pitchfork shows as one track that turns unstable while two stable tracks branch off it; a saddle
-and a node that collide and vanish (saddle-node) show as two tracks that end, each ``merged_into``
-the other's last neighbour. Stability changes along a track are events too.
+and a node that collide and vanish (saddle-node) show as tracks that end, each ``merged_into`` the
+nearest surviving track within 2·``max_jump`` (−1 when none). Stability changes along a track are events too.
 
 References
 ----------
@@ -40,10 +40,11 @@ def _points(ds: xr.Dataset, along: str, kinds: tuple[str, ...]) -> list[np.ndarr
 
 
 def _default_jump(ds: xr.Dataset, along: str) -> float:
+    """The median spread of the visited states (the length scale of each search)."""
     if "spread" in ds and ds.spread.dims == (along,):
-        return 0.5 * float(np.nanmedian(ds.spread.values))
+        return float(np.nanmedian(ds.spread.values))
     state = ds.state.values
-    return 0.5 * float(np.nanstd(state)) if np.isfinite(state).any() else 1.0
+    return float(np.nanstd(state)) if np.isfinite(state).any() else 1.0
 
 
 def track_fixed_points(ds: xr.Dataset, *, along: str = "checkpoint", max_jump: float | None = None,
@@ -59,7 +60,8 @@ def track_fixed_points(ds: xr.Dataset, *, along: str = "checkpoint", max_jump: f
         The stacking dimension (``checkpoint`` for a batch run; any other works, e.g. ``param``).
     max_jump
         Longest distance a point may move between neighbouring checkpoints and still be the same
-        point (default: half the median spread of the visited states).
+        point (default: the median spread of the visited states); a new point within twice this
+        of an existing one branches from it.
     kinds
         Which kinds of point to track (``fixed``; add ``slow`` to follow slow points too).
 
@@ -102,13 +104,13 @@ def track_fixed_points(ds: xr.Dataset, *, along: str = "checkpoint", max_jump: f
             matched[c[ok]] = True
             for i in np.flatnonzero(~np.isin(np.arange(len(prev)), r[ok])):  # ended: merged into the nearest
                 j = int(np.argmin(d[i]))
-                merged.append((int(tid[t - 1, prev[i]]), int(tid[t, now[j]]) if matched[j] and d[i, j] <= jump else -1))
+                merged.append((int(tid[t - 1, prev[i]]), int(tid[t, now[j]]) if matched[j] and d[i, j] <= 2 * jump else -1))
         for j in np.flatnonzero(~matched):
             tid[t, now[j]] = len(born)
             near = -1
             if t and len(prev):
                 d = np.linalg.norm(state[t - 1, prev] - state[t, now[j]], axis=-1)
-                if d.min() <= jump:
+                if d.min() <= 2 * jump:
                     near = int(tid[t - 1, prev[int(np.argmin(d))]])
             born.append(t)
             parent.append(near)
@@ -217,6 +219,6 @@ def plot_tracks(tracked: xr.Dataset, ax: Any = None) -> Any:
         ax.plot(x, np.where(stab, y[k], np.nan), "-", color=color, lw=1.5)
         ax.plot(x, np.where(~stab, y[k], np.nan), "--", color=color, lw=1.0)
         ax.plot(x, y[k], ".", color=color, ms=3)
-    ax.set(xlabel=along if not isinstance(x, np.ndarray) or along not in tracked.coords else along,
-           ylabel="first principal coordinate", title="fixed points along training (solid: stable)")
+    xlabel = next((c for c in ("epoch", "step") if c in tracked.coords), along)
+    ax.set(xlabel=xlabel, ylabel="first principal coordinate", title="fixed points along training (solid: stable)")
     return fig if fig is not None else ax.figure
