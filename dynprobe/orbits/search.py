@@ -34,7 +34,7 @@ from torch import Tensor
 from ..system import System
 from .dedup import canonical_phase, cluster, least_period
 from .maps import PeriodMap
-from .solve import descend, refine
+from .solve import Refined, descend, refine
 from .spectrum import Linearization, linearize
 from .starts import GIVEN, TRAJECTORY, Visited, draw_starts, visited_states
 
@@ -219,12 +219,7 @@ def find_orbits(
         S = h0.shape[1]
         start = torch.arange(offset, offset + S)
         offset += S
-        h1 = h0.clone()
-        down = torch.isin(source, torch.tensor(DESCEND))  # Sussillo & Barak: descend from visited states
-        if descent_iters > 0 and bool(down.any()):
-            h1[:, down] = descend(pmap, h0[:, down], scale=spread, iters=descent_iters).h
-        ref = refine(pmap, h1, max_iter=max_iter, tol=tol)
-        least = least_period(pmap, ref.h, dtol[:, None].expand(B, S))
+        ref, least = _solve(pmap, h0, source, spread, dtol, descent_iters=descent_iters, max_iter=max_iter, tol=tol)
         ok = ref.converged & (least == p)
         counts["starts"] += S
         counts["converged"] += ok.sum(1)
@@ -244,6 +239,18 @@ def find_orbits(
     new = torch.stack(new_per_round, dim=1)
     complete = (new[:, -patience:] == 0).all(1) & (unseen == 0) & (new.shape[1] >= patience)
     return _assemble(pmap, fixed, resting, counts, new, unseen, complete, spread, dtol)
+
+
+def _solve(pmap: PeriodMap, h0: Tensor, source: Tensor, spread: Tensor, dtol: Tensor, *, descent_iters: int,
+           max_iter: int, tol: float) -> tuple[Refined, Tensor]:
+    """One round's starts ``[B, S, N]``: the :data:`DESCEND` sources descend on q first (Sussillo
+    & Barak), then every start is refined; returns the refinement and each solution's least period."""
+    h1 = h0.clone()
+    down = torch.isin(source, torch.tensor(DESCEND))
+    if descent_iters > 0 and bool(down.any()):
+        h1[:, down] = descend(pmap, h0[:, down], scale=spread, iters=descent_iters).h
+    ref = refine(pmap, h1, max_iter=max_iter, tol=tol)
+    return ref, least_period(pmap, ref.h, dtol[:, None].expand(*ref.speed.shape))
 
 
 def _assemble(pmap: PeriodMap, fixed: _Found, resting: _Found, counts: dict[str, Tensor], new: Tensor,
