@@ -172,7 +172,7 @@ def test_sequence_drive_supplies_the_starts_of_the_held_input_map() -> None:
     model = trained_flipflop(0)
     x, _ = flipflop_batch(torch.Generator().manual_seed(5), batch=16, T=40)
     driven = dynprobe.wrap(model.rnn, drive=dynprobe.sequence(x))
-    ds = dynprobe.run("fixedpoints", driven, samples=16, steps=39)
+    ds = dynprobe.run("fixedpoints", driven, samples=16)  # steps: as long as the 40-step sequence allows
     auto = dynprobe.run("fixedpoints", dynprobe.wrap(model.rnn))
     assert int(ds.fixed_points) == int(auto.fixed_points) == 27 and int(ds.stable_points) == 8
     assert ds.attrs["held_input"] == "0, 0, 0" and ds.attrs["start_drive"].startswith("sequence")
@@ -215,6 +215,21 @@ def test_bad_input_is_refused_in_one_line() -> None:
     rnn = dynprobe.wrap(torch.nn.RNN(2, 3))
     with pytest.raises(ProbeParameterError, match="does not fit M=2"):
         dynprobe.run("fixedpoints", rnn, inputs=[(1.0, 2.0, 3.0)])
+
+
+@pytest.mark.parametrize(("text", "levels"), [("0.5", None), ("0,0.5,1", [[0, 0], [0.5, 0.5], [1, 1]]),
+                                              ("[(0.1, 0.2), (0.3, 0.4)]", [[0.1, 0.2], [0.3, 0.4]])])
+def test_inputs_from_the_command_line(text: str, levels: list | None) -> None:
+    """The option's annotation turns command-line text into one held input or a list of conditions."""
+    import typing
+
+    from dynprobe.options import coerce
+    from dynprobe.plugins.fixedpoints.probe import fixedpoints, resolve_inputs
+
+    value = coerce(text, typing.get_type_hints(fixedpoints)["inputs"], name="inputs")
+    held, grid = resolve_inputs(dynprobe.wrap(torch.nn.RNN(2, 3)), value)
+    assert grid is (levels is not None)
+    np.testing.assert_allclose(torch.stack(held).numpy(), levels or [[0.5, 0.5]])
 
 
 def test_extra_starts_are_used_and_reported() -> None:

@@ -122,9 +122,11 @@ def fixedpoints(
         Any System (an ensemble is searched in one batch). A sequence drive supplies the starting
         states; the map is searched with the input held (at ``inputs``, 0 by default).
     inputs
-        Held constant input(s): a number (on every input) or a vector of M for one condition; a
-        list of those for input-conditioned fixed points along a ``condition`` dimension.
-        Default: the System's own drive (autonomous, constant or feedback).
+        Held constant input(s): a number (held on every input) for one condition; a list for
+        input-conditioned fixed points along a ``condition`` dimension, each entry a number or a
+        vector of M (``[(0.1, 0.2), (0.3, 0.4)]``; on the command line ``--inputs 0,0.5,1`` gives
+        three levels, ``--inputs '[(0.1, 0.2), (0.3, 0.4)]'`` two vectors). Default: the System's
+        own drive (autonomous, constant or feedback).
     batch, rounds, patience
         Starts per round, the most rounds, and the rounds in a row that must find nothing new
         (with no point reached by a single start) before the search stops.
@@ -133,7 +135,8 @@ def fixedpoints(
     noise
         Noise on visited-state starts, in units of the visited states' spread.
     samples, steps
-        Trajectories (from the System's initial states) whose visited states seed the starts.
+        Trajectories (from the System's initial states) whose visited states seed the starts
+        (with a sequence drive at most as long as the sequence).
     descent_iters, max_iter
         Adam iterations on q (for visited-state starts), Levenberg–Marquardt iterations.
     tol
@@ -176,6 +179,8 @@ def fixedpoints(
         )
     values, grid = resolve_inputs(system, inputs)
     given = _given(system, extra_starts)
+    if isinstance(system.drive, SequenceDrive):  # the trajectories can be no longer than the sequence
+        steps = max(1, min(int(steps), system.drive.steps - 1))
     own = visited_states(system, samples=samples, steps=steps, seed=seed)  # under the System's own drive
     conditions = []
     for value in values:
