@@ -29,6 +29,9 @@ from .classify import Classification
 __all__ = ["verify_periods", "refine_attractors", "FINDER", "REFINE_FLOPS"]
 
 FINDER = "period3"
+CHECK_BUDGET = {"starts": 32, "rounds": 2}
+"""Search budget asked of the finder (where it takes these options): it has to confirm one orbit
+that the trajectory already visits, not to find every orbit."""
 REFINE_FLOPS = 2e10
 """Largest estimated cost (floating-point operations) of the Newton refinement of a sweep."""
 
@@ -152,7 +155,8 @@ def verify_periods(ensemble: System, final: torch.Tensor, cls: Any, *, limit: in
         b = int(np.flatnonzero(cls.attractor[s] >= 0)[0])
         with torch.no_grad():
             cycle = net.trajectory(final[s, b], p - 1).cpu().numpy().reshape(p, -1)
-        kwargs = {"period": p, **({"seed": 0} if "seed" in names else {})}
+        kwargs = {"period": p, **({"seed": 0} if "seed" in names else {}),
+                  **{k: v for k, v in CHECK_BUDGET.items() if k in names}}
         try:
             ds = run(FINDER, net, **kwargs)
         except Exception as err:  # noqa: BLE001 - a finder failure leaves the value unchecked
