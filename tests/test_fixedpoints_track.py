@@ -82,3 +82,34 @@ def test_plot_and_refusals(stacked: xr.Dataset, tmp_path) -> None:
                        rounds=2)
     with pytest.raises(ProbeParameterError, match=r"isel\(network=0\)"):
         track_fixed_points(xr.concat([ens, ens], dim="checkpoint"))
+
+
+@pytest.mark.slow
+def test_batch_over_checkpoints_then_track(tmp_path) -> None:
+    """End to end: nn.RNN checkpoints h' = tanh(W h), W = Q diag(a g) Qᵀ along a, through
+    ``dynprobe.batch`` and ``open_batch``: the origin loses stability at a = 1.05 (a·g₀ > 1) and two
+    stable points branch off it there."""
+    from fixedpoint_systems import rotation
+
+    Q = torch.tensor(rotation(), dtype=torch.float32)
+    g = torch.tensor([1.0, 0.8, 0.6])
+    paths = []
+    for i, a in enumerate(VALUES):
+        rnn = torch.nn.RNN(1, 3, bias=False)
+        with torch.no_grad():
+            rnn.weight_ih_l0.zero_()
+            rnn.weight_hh_l0.copy_(Q @ torch.diag(a * g) @ Q.T)
+        paths.append(tmp_path / f"epoch_{i}.pt")
+        torch.save(rnn.state_dict(), paths[-1])
+    out = tmp_path / "runs.zarr"
+    dynprobe.batch([str(p) for p in paths], ["fixedpoints"], out, workers=1, nonlinearity="tanh",
+                   probe_params={"fixedpoints": {"rounds": 2, "batch": 64}})
+    with pytest.warns(RuntimeWarning, match="differ in size"):  # point counts differ: padded along point
+        ds = dynprobe.open_batch(out)["fixedpoints"].ds
+    assert ds.epoch.values.tolist() == list(range(len(VALUES)))
+    tr = track_fixed_points(ds)
+    origin = int(tr.track_id.values[0, np.nanargmin(np.linalg.norm(ds.state.values[0], axis=-1))])
+    assert tr.track_present.values[origin].all()
+    assert tr.track_stable.values[origin].tolist() == [True, True] + [False] * 5
+    born = np.flatnonzero(tr.track_born.values == 2)
+    assert len(born) == 2 and (tr.track_parent.values[born] == origin).all() and tr.track_stable.values[born, 2].all()

@@ -245,9 +245,10 @@ def _stack(datasets: list[xr.Dataset], records: list[Record]) -> xr.Dataset:
                         coords="minimal", compat="override", data_vars="all")
     except ValueError as err:
         warnings.warn(f"open_batch: probe {datasets[0].attrs.get('probe', '?')!r}: checkpoints differ in size "
-                      f"({err}); padding with NaN along the differing dimensions", RuntimeWarning, stacklevel=3)
+                      f"({err}); padding with NaN (\"\" for text) along the differing dimensions", RuntimeWarning, stacklevel=3)
+        text = {k: "" for k, v in datasets[0].variables.items() if v.dtype.kind in "OUST"}  # NaN is no string
         out = xr.concat(datasets, dim="checkpoint", join="outer", combine_attrs="drop_conflicts",
-                        coords="minimal", compat="override", data_vars="all")
+                        coords="minimal", compat="override", data_vars="all", fill_value=text)
     out = out.assign_coords(coords)
     out.attrs.update({k: f"per checkpoint: see coordinate {k if k in out.coords else 'attr_' + k}" for k in varying})
     return out

@@ -34,7 +34,7 @@ def _points(ds: xr.Dataset, along: str, kinds: tuple[str, ...]) -> list[np.ndarr
     state = ds.state.transpose(along, "point", "unit").values
     ok = np.isfinite(state).all(-1)
     if "kind" in ds:
-        kind = ds.kind.transpose(along, "point").values.astype(str)
+        kind = ds.kind.transpose(along, "point").values.astype(object)  # StringDType when read from Zarr
         ok &= np.isin(kind, kinds)
     return [np.flatnonzero(row) for row in ok]
 
