@@ -357,6 +357,11 @@ def test_trained_flipflop_attractors_are_the_fixed_points_its_samples_reach() ->
     same = np.abs(ends[:, None] - ends[None]).max(-1) < 1e-6
     ids = ds.attractor.values[0]
     np.testing.assert_array_equal(ids[:, None] == ids[None], same)
+    # checked against the fixed-point finder: every attractor reached is one of its stable points
+    fixed = dynprobe.run("fixedpoints", system)
+    stable = fixed.state.values[fixed.stable.values]
+    assert len(stable) == 8
+    assert (np.abs(ends[:, None] - stable[None]).max(-1).min(-1) < 1e-8).all()
 
 
 def test_memories_closer_than_the_grouping_floor_are_told_apart_by_newton() -> None:
