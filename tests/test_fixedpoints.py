@@ -250,3 +250,49 @@ def test_a_degenerate_fixed_point_is_one_point_with_its_uncertainty() -> None:
     assert np.linalg.norm(ds.state.values[0]) <= float(ds.position_error[0]) < 1e-2
     sharp, _, _ = bistable(2.0)
     assert float(dynprobe.run("fixedpoints", sharp, rounds=2).position_error.max()) < 1e-12
+
+
+def test_diagnose_says_what_the_flipflop_remembers_and_draws_it() -> None:
+    from html.parser import HTMLParser
+
+    model = trained_flipflop(0)
+    result = dynprobe.diagnose(dynprobe.wrap(model.rnn), probes=["fixedpoints"])
+    (row,) = [r for r in result.rows() if r[3].startswith("fixedpoints")]
+    assert row[0] == "attractors" and row[1] == "8 stable fixed points: a 3-bit memory"
+    assert "27 fixed points" in row[2] and "search complete" in row[2]
+    alts = []
+
+    class Images(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                alts.append(dict(attrs)["alt"])
+
+    Images().feed(dynprobe.report.render_report(result))
+    assert "fixedpoints figure 1" in alts
+
+
+@pytest.mark.slow
+def test_clocked_flipflop_memories_are_period_two_orbits() -> None:
+    """The clock variant (a 4th output alternating ±1): its 8 memories are stable period-2
+    orbits, reached by plain iteration; every fixed point is unstable; period3 with period=(2,)
+    finds the 8 (and computes period 2 only), and bifurcation counts the orbits its samples reach."""
+    model = trained_flipflop(0, clock=True)
+    system = dynprobe.wrap(model.rnn, dtype=F64)
+    attract = iterate_attractors(system, starts=1000, steps=600, period=2)
+    assert attract.shape == (8, 2, 16)
+    ds = dynprobe.run("period3", system, period=(2,))
+    assert ds.period.values.tolist() == [2]
+    stable = ds.orbit_state.values[ds.stable.values][:, :2]
+    assert len(stable) == 8
+    for orbit in attract:  # each attractor is one of the stable orbits found (up to phase)
+        d = [np.abs(orbit[:, None] - s[None]).max(-1).min(-1).max() for s in stable]
+        assert min(d) < 1e-9
+    fixed = dynprobe.run("fixedpoints", system)
+    assert int(fixed.stable_points) == 0 and int(fixed.fixed_points) == 27
+    sweep = dynprobe.run("bifurcation", system, values=[1.0], samples=8, verify=0)
+    ends = system.advance(system.initial_state(8, seed=0), 2000)
+    nxt = system.map(ends)
+    same = (torch.cdist(ends, ends) < 1e-6) | (torch.cdist(ends, nxt) < 1e-6)  # one orbit, either phase
+    ids = sweep.attractor.values[0]
+    np.testing.assert_array_equal(ids[:, None] == ids[None], same.numpy())
+    assert int(sweep.attractors[0]) == len(set(ids.tolist())) >= 2
