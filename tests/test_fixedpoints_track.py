@@ -18,8 +18,7 @@ from fixedpoint_systems import graded
 
 import dynprobe
 from dynprobe.errors import ProbeParameterError
-from dynprobe.plugins.fixedpoints import plot_tracks, track_fixed_points
-from dynprobe.plugins.fixedpoints.track import track_events
+from dynprobe.plugins.fixedpoints import plot_tracks, track_events, track_fixed_points  # as the README imports them
 
 VALUES = [0.9, 0.95, 1.05, 1.1, 1.2, 1.3, 1.4]
 

@@ -19,10 +19,10 @@ from dynprobe import Probe, System
 
 from .plot import plot
 from .probe import fixedpoints
-from .track import plot_tracks, track_fixed_points
+from .track import plot_tracks, track_events, track_fixed_points
 from .verdicts import memory_phrase, summary, verdicts
 
-__all__ = ["fixedpoints", "track_fixed_points", "plot_tracks", "plot", "summary", "verdicts", "memory_phrase",
+__all__ = ["fixedpoints", "track_fixed_points", "track_events", "plot_tracks", "plot", "summary", "verdicts", "memory_phrase",
            "suggest", "dynprobe_probes"]
 
 
