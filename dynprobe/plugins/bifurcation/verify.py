@@ -67,23 +67,42 @@ def refine_attractors(ensemble: System, final: torch.Tensor, cls: Classification
     checked = np.full(S, -1, dtype=np.int8)
     if not periods:
         return cls, checked, "no periodic samples"
-    cost = sum(S * B * n ** 3 * p for p in periods) * 8.0
+    picks = {p: _samples_of_period(cls.sample_period, p) for p in periods}
+    cost = sum(rows.size * idx.shape[1] * n ** 3 * p for p, (rows, idx, _) in picks.items()) * 8.0
     if cost > REFINE_FLOPS:
         return cls, checked, f"skipped (about {cost:.1e} flops for N = {n}; limit {REFINE_FLOPS:.0e})"
     target = search_system(ensemble)
-    h = final.to(torch.float64)
-    size = torch.as_tensor(1.0 + np.maximum(scale, 0.0), dtype=torch.float64)
+    h_all = final.to(torch.float64)
+    size_all = torch.as_tensor(1.0 + np.maximum(scale, 0.0), dtype=torch.float64)
     label = np.full((S, B), -1, dtype=np.int64)
-    for p in periods:
-        pmap = PeriodMap(target, p)
+    for p, (rows, idx, real) in picks.items():
+        sub = target if target.networks is None or rows.size == S else \
+            target.with_params({k: v[torch.as_tensor(rows)] for k, v in target.params.items()})
+        pmap = PeriodMap(sub, p)
+        h = h_all[torch.as_tensor(rows)[:, None], torch.as_tensor(idx)]
+        size = size_all[torch.as_tensor(rows)[:, None], torch.as_tensor(idx)]
         ref = refine(pmap, h, max_iter=20)
         near = torch.linalg.vector_norm(ref.h - h, dim=-1) <= 10 * tol * size  # it was (nearly) on that orbit
-        ok = ref.converged & near & (least_period(pmap, ref.h, 1e-6 * size) == p)
-        ok &= torch.as_tensor(cls.sample_period == p)
+        ok = ref.converged & near & (least_period(pmap, ref.h, 1e-6 * size) == p) & torch.as_tensor(real)
         lab, _ = cluster(pmap.points(ref.h), ok, 1e-6 * size.amax(-1))
         mine = ok.numpy()
-        label[mine] = (lab.numpy() + B * p)[mine]  # distinct ids per period
+        label[rows[:, None].repeat(idx.shape[1], 1)[mine], idx[mine]] = (lab.numpy() + B * p)[mine]  # ids per period
     return _regroup(cls, label, checked), checked, f"Newton on F^p from every periodic sample (periods {periods})"
+
+
+def _samples_of_period(sample_period: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows [R], idx [R, k], real [R, k])``: the swept values with a sample of least period p,
+    the indices of those samples (padded by repeating the first), and which entries are not padding."""
+    has = sample_period == p
+    rows = np.flatnonzero(has.any(1))
+    k = int(has[rows].sum(1).max()) if rows.size else 0
+    idx = np.zeros((rows.size, k), dtype=np.int64)
+    real = np.zeros((rows.size, k), dtype=bool)
+    for r, s in enumerate(rows):
+        mine = np.flatnonzero(has[s])
+        idx[r] = np.concatenate([mine, np.full(k - mine.size, mine[0])])
+        real[r, :mine.size] = True
+    return rows, idx, real
 
 
 def _regroup(cls: Classification, label: np.ndarray, checked: np.ndarray) -> Classification:
