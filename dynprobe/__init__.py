@@ -91,7 +91,7 @@ _LIGHT = {"hookspecs", "errors", "threads"}  # modules that need neither xarray 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
-    if module is None and name not in _SUBMODULES:
+    if module is None and name not in _SUBMODULES and not _is_submodule(name):
         raise AttributeError(f"module 'dynprobe' has no attribute {name!r}")
     if module not in _LIGHT:
         importlib.import_module(".accessor", __name__)  # registers ds.dynprobe
@@ -101,6 +101,14 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
+
+
+def _is_submodule(name: str) -> bool:
+    """``dynprobe.report``, ``dynprobe.plugins``, ...: submodules load on first attribute access,
+    as they did when ``import dynprobe`` imported them all."""
+    import importlib.util
+
+    return not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None
 
 
 def __dir__() -> list[str]:

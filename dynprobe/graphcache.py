@@ -85,7 +85,8 @@ def _digest(obj: Any, out: Any, seen: set[int], depth: int = 0) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().to("cpu").contiguous()
         put(f"tensor:{list(t.shape)}:{t.dtype};".encode())
-        put(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        flat = torch.empty(t.numel(), dtype=t.dtype).copy_(t.reshape(-1))  # fresh strides: a size-1 dim may have 0
+        put(flat.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     elif isinstance(obj, (list, tuple, frozenset, set)):
         items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
         put(f"{type(obj).__name__}[{len(items)}](".encode())

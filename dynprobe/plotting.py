@@ -120,7 +120,7 @@ def stack_coordinate(ds: xr.Dataset) -> tuple[str, np.ndarray, str]:
     if not dims:
         raise DynprobeError("this result is not stacked along checkpoint or network; there is no trend to draw")
     dim = dims[0]
-    for name in ("epoch", "step"):
+    for name in ("epoch", "step", "checkpoint_epoch", "checkpoint_step"):
         if name in ds.coords and ds[name].dims == (dim,):
             return dim, np.asarray(ds[name].values), name
     return dim, np.arange(ds.sizes[dim]), f"{dim} (position)"

@@ -615,6 +615,17 @@ class System:
             return self._members[i].with_drive(self._drive).with_readout(self._members[i].readout)
         return self._replace(params={k: v[i] for k, v in self._params.items()}, networks=None)
 
+    def take(self, rows: Sequence[int]) -> System:
+        """The networks ``rows`` of an ensemble, as an ensemble of ``len(rows)`` with the same
+        drive — stacked parameters indexed, or a looped ensemble's member Systems picked."""
+        if self._networks is None:
+            raise ProbeParameterError(f"{self.name}: not an ensemble; take(rows) needs stacked networks")
+        rows = [int(r) for r in rows]
+        if self._members is not None:
+            return self._replace(members=tuple(self._members[r] for r in rows), networks=len(rows))
+        index = torch.as_tensor(rows, dtype=torch.long, device=self._device)
+        return self._replace(params={k: v[index] for k, v in self._params.items()}, networks=len(rows))
+
     def to(self, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> System:
         """A copy with floating parameters cast to ``dtype`` and all moved to ``device``."""
         dtype = dtype or self._dtype

@@ -50,8 +50,9 @@ def _assert_network_matches(name: str, ens: xr.Dataset, i: int, one: xr.Dataset,
     """Network ``i`` of an ensemble result equals the separate run ``one`` (padded dims compared
     on the separate run's extent; ensemble-level variables without ``network`` skipped)."""
     for var in one.data_vars:
-        if one[var].attrs.get("scope") in ("single network", "rounding"):
-            continue  # a display aid only single runs carry (period3's graph of f), or a fact of the arithmetic
+        if one[var].attrs.get("scope") in ("single network", "rounding", "search"):
+            continue  # a display aid only single runs carry (period3's graph of f), a fact of the arithmetic,
+            # or the history of a search an ensemble runs jointly (fixedpoints' starts and rounds)
         assert var in ens.data_vars, f"probe {name!r}: variable {var!r} of a single run is missing from the ensemble run"
         got = ens[var]
         if "network" not in got.dims:

@@ -259,3 +259,32 @@ def test_the_training_bifurcation_example_runs_ci_sized(tmp_path: Path, client: 
     assert orbit.epoch.values.tolist() == [0, 1, 2] and orbit.orbit.dims == ("checkpoint", "param", "sample", "time")
     assert np.isfinite(out["tree"]["lyapunov"].ds.exponent_mean.values).all()
     assert (tmp_path / "training_bifurcation.png").stat().st_size > 10_000
+
+
+def test_a_results_own_step_dimension_is_not_overwritten_by_the_checkpoints_step():
+    """jacobian's and entropy's ``step`` dim keeps its coordinate; the training step of each
+    checkpoint goes to ``checkpoint_step`` (xarray's assign_coords would replace it silently)."""
+    import xarray as xr
+
+    from dynprobe.batching.reading import _stack
+    from dynprobe.batching.records import Record
+
+    one = xr.Dataset({"rate": ("step", np.array([0.1, 0.2, 0.3]))}, coords={"step": ("step", np.array([1, 2, 3]))})
+    records = [Record(path=f"ck{i}.pt", size=1, sha256="x", status="ok", epoch=i, step=100 * i) for i in (1, 2)]
+    out = _stack([one, one], records)
+    assert out.step.values.tolist() == [1, 2, 3] and out.checkpoint_step.values.tolist() == [100, 200]
+    assert out.epoch.values.tolist() == [1, 2]
+
+
+def test_checkpoints_with_different_text_lengths_pad_text_with_empty_strings():
+    import xarray as xr
+
+    from dynprobe.batching.reading import _stack
+    from dynprobe.batching.records import Record
+
+    a = xr.Dataset({"kind": ("point", np.array(["stable"], dtype=object))}, coords={"point": [0]})
+    b = xr.Dataset({"kind": ("point", np.array(["stable", "saddle"], dtype=object))}, coords={"point": [0, 1]})
+    records = [Record(path=f"ck{i}.pt", size=1, sha256="x", status="ok") for i in (1, 2)]
+    with pytest.warns(RuntimeWarning, match="differ in size"):
+        out = _stack([a, b], records)
+    assert out.kind.values.tolist() == [["stable", ""], ["stable", "saddle"]]

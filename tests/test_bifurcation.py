@@ -376,3 +376,149 @@ def test_checkpoints_of_one_architecture_are_vmapped() -> None:
     path = Checkpoints(items=[nn.RNN(1, 3).double() for _ in range(3)])
     ds = bifurcation(None, path=path, samples=2, steps=16, burn_in=2, verify=0)
     assert ds.attrs["path_stacking"] == "vmap"
+# --- attractor counting on networks with many attractors (issue 12 item 4) -------------------------
+
+
+def test_period_two_memories_are_counted_one_by_one() -> None:
+    """Four stable period-2 orbits (a clock coordinate and two bistable ones, rotated): the 8
+    samples sit on as many orbits as they have sign patterns of the bistable coordinates, which
+    the map never changes. The old classifier merged every cycle into one "attractor" because
+    the polyline through a period-2 orbit bends by its own diameter."""
+    from fixedpoint_systems import clocked_memories, rotation
+
+    system = clocked_memories()
+    ds = bifurcation(system, path="scalar:a", values=[2.0], samples=8, verify=0)
+    y = system.initial_state(8, seed=0).numpy() @ rotation()
+    patterns = [tuple(np.sign(row[1:])) for row in y]
+    assert int(ds.attractors[0]) == len(set(patterns)) >= 3 and ds.regime.values[0] == "multistable"
+    ids = ds.attractor.values[0]
+    for i in range(8):  # same sign pattern <=> same attractor
+        for j in range(8):
+            assert (ids[i] == ids[j]) == (patterns[i] == patterns[j])
+    assert int(ds.orbits_refined[0]) == 1 and ds.sample_period.values[0].tolist() == [2] * 8
+
+
+def test_trained_flipflop_attractors_are_the_fixed_points_its_samples_reach() -> None:
+    from fixedpoint_systems import trained_flipflop
+
+    system = dynprobe.wrap(trained_flipflop(0).rnn, dtype=F64)
+    ds = bifurcation(system, values=[1.0], samples=8, verify=0)
+    ends = system.advance(system.initial_state(8, seed=0), 2000).numpy()
+    distinct = len({tuple(np.round(e, 6)) for e in ends})
+    assert int(ds.attractors[0]) == distinct >= 2 and ds.regime.values[0] == "multistable"
+    same = np.abs(ends[:, None] - ends[None]).max(-1) < 1e-6
+    ids = ds.attractor.values[0]
+    np.testing.assert_array_equal(ids[:, None] == ids[None], same)
+    # checked against the fixed-point finder: every attractor reached is one of its stable points
+    fixed = dynprobe.run("fixedpoints", system)
+    stable = fixed.state.values[fixed.stable.values]
+    assert len(stable) == 8
+    assert (np.abs(ends[:, None] - stable[None]).max(-1).min(-1) < 1e-8).all()
+
+
+def test_memories_closer_than_the_grouping_floor_are_told_apart_by_newton() -> None:
+    """x' = w·tanh(a x / w) with w = 1e-3: two stable fixed points ±0.96e-3 apart by 1.9e-3, less
+    than the geometric floor of 3·1e-3·(1 + scale); the samples' orbits refined by Newton's method
+    are two distinct fixed points, and the count says so."""
+    w = 1e-3
+    system = System.from_step(lambda h, u, p: w * torch.tanh(p["a"] * h / w), state_dim=1,
+                              params={"a": torch.tensor(2.0, dtype=F64)}, init=InitialState(scale=w))
+    ds = bifurcation(system, path="scalar:a", values=[2.0], samples=8, verify=0)
+    signs = np.sign(system.initial_state(8, seed=0).numpy()[:, 0])
+    assert int(ds.attractors[0]) == 2 and int(ds.orbits_refined[0]) == 1
+    ids = ds.attractor.values[0]
+    np.testing.assert_array_equal(ids[:, None] == ids[None], signs[:, None] == signs[None])
+    z = ds.orbit.values.transpose(2, 0, 1)[..., None]  # the classifier alone merges them
+    assert int(_classify(z, ds.sample_exponent.values).attractors[0]) == 1
+
+
+# --- the classifier's thresholds, each pinned near its value (issue 13) ----------------------------
+
+
+def _line(offset: float, spacing: float = 0.01, points: int = 128) -> np.ndarray:
+    x = spacing * np.arange(points)
+    return np.stack([x, np.full(points, offset)], axis=-1)
+
+
+@pytest.mark.parametrize(("spacings", "same"), [(2.9, True), (3.1, False)], ids=["within-3", "beyond-3"])
+def test_grouping_spacing_is_three_local_spacings(spacings: float, same: bool) -> None:
+    """Two clouds are one attractor when their points lie within 3 nearest-neighbour spacings
+    of each other: parallel lines of points (spacing s) at 2.9 s and 3.1 s apart."""
+    from dynprobe.plugins.bifurcation.classify import same_attractor
+
+    assert bool(same_attractor(_line(0.0), _line(spacings * 0.01), 1e-9)) is same
+
+
+def _classify(z: np.ndarray, exponent: np.ndarray):
+    from dynprobe.plugins.bifurcation import classify
+
+    S, B = exponent.shape
+    return classify(z, exponent, np.zeros((S, B), dtype=bool), pmax=8, period_tol=1e-6, attractor_tol=1e-3,
+                    exponent_tol=0.01)
+
+
+@pytest.mark.parametrize(("factor", "count"), [(2.9, 1), (3.1, 2)], ids=["within-3-floors", "beyond-3-floors"])
+def test_two_cycles_are_one_within_three_floors(factor: float, count: int) -> None:
+    """Converged cycles are compared point by point: one attractor when every point lies within
+    3·attractor_tol·(1 + scale) of the other cycle."""
+    T = 60
+    base = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)
+    eps = factor * 1e-3 * 2 / (1 - factor * 1e-3)  # factor floors, with the floor taken at scale 1 + eps
+    z = np.stack([base, base + eps], axis=-1)[:, None, :, None]  # [T, S=1, B=2, d=1]
+    cls = _classify(z, np.full((1, 2), -0.5))
+    assert cls.sample_period.tolist() == [[2, 2]] and int(cls.attractors[0]) == count
+
+
+def test_distinct_cycles_are_not_one_curve() -> None:
+    """The classifier alone (before any Newton regrouping): four period-2 cycles of different
+    amplitude are four attractors — a cycle is a set of points, not a curve through them."""
+    T = 60
+    base = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)
+    z = np.stack([base * a for a in (0.4, 0.6, 0.8, 1.0)], axis=-1)[:, None, :, None]
+    cls = _classify(z, np.full((1, 4), -0.7))
+    assert int(cls.attractors[0]) == 4 and cls.regime[0] == "multistable"
+
+
+def _damped_cycle(ratio: float, T: int = 100) -> np.ndarray:
+    """z_t = (−1)^t (1 + 0.1 rᵗ) with r such that the period-2 residual at the end of the record
+    is ``ratio`` times the one at its start (windows of 8 steps: r^(T−10) = ratio)."""
+    r = ratio ** (1 / (T - 10))
+    t = np.arange(T)
+    return (np.where(t % 2 == 0, 1.0, -1.0) * (1 + 0.1 * r ** t))[:, None, None, None]
+
+
+@pytest.mark.parametrize(("ratio", "regime"), [(0.75, "periodic"), (0.85, "quasi_periodic")],
+                         ids=["shrinking", "not-shrinking"])
+def test_still_converging_means_the_residual_fell_below_four_fifths(ratio: float, regime: str) -> None:
+    """A marginal orbit (|λ| ≤ exponent_tol) that missed the period test is "still converging" —
+    its best period candidate, ``converged`` false — when the candidate's residual fell below 0.8×
+    its value at the start of the record; else it is quasi-periodic."""
+    cls = _classify(_damped_cycle(ratio), np.zeros((1, 1)))
+    assert cls.sample_period.tolist() == [[0]]
+    assert cls.regime[0] == regime and bool(cls.converged[0]) is (regime != "periodic")
+    assert int(cls.period[0]) == (2 if regime == "periodic" else 0)
+
+
+@pytest.mark.parametrize(("exponent", "regime"), [(-0.011, "periodic"), (-0.009, "quasi_periodic")],
+                         ids=["contracting", "marginal"])
+def test_still_converging_when_the_exponent_is_below_minus_tolerance(exponent: float, regime: str) -> None:
+    cls = _classify(_damped_cycle(0.95), np.full((1, 1), exponent))
+    assert cls.regime[0] == regime
+
+
+def _noisy_cycle(T: int = 100, amplitude: float = 1e-4) -> np.ndarray:
+    t = np.arange(T)
+    return np.where(t % 2 == 0, 1.0, -1.0) + amplitude * np.sin(np.sqrt(2.0) * t)
+
+
+@pytest.mark.parametrize(("periodic", "regime"), [(2, "periodic"), (1, "quasi_periodic")], ids=["half", "a-quarter"])
+def test_period_majority_rule_is_at_least_half(periodic: int, regime: str) -> None:
+    """One attractor of 4 samples, some exactly on the 2-cycle, the others jittering around it
+    (no period, not converging): it is periodic when at least half its samples met the period test."""
+    T = 100
+    exact = np.where(np.arange(T) % 2 == 0, 1.0, -1.0)
+    rows = [exact] * periodic + [_noisy_cycle(T)] * (4 - periodic)
+    z = np.stack(rows, axis=-1)[:, None, :, None]  # [T, 1, 4, 1]
+    cls = _classify(z, np.zeros((1, 4)))
+    assert int(cls.attractors[0]) == 1
+    assert cls.regime[0] == regime and int(cls.period[0]) == (2 if regime == "periodic" else 0)

@@ -50,6 +50,7 @@ CASES = {
     "clv": (_rnn, {"steps": 30, "burn_in": 10, "forward_transient": 20, "backward_transient": 20, "samples": 2,
                    "splits": True}),
     "finite_time": (_rnn, {"steps": 60, "burn_in": 10, "forward_transient": 10, "taus": (5, 10), "samples": 2}),
+    "fixedpoints": (_rnn, {"batch": 16, "rounds": 2, "samples": 16, "steps": 8, "descent_iters": 20}),
     "state_stats": (_rnn, {"steps": 40, "burn_in": 10}),  # the example third-party plugin, when installed
 }
 

@@ -130,3 +130,13 @@ def test_a_warm_cache_spares_a_fresh_process_torch_func(cache, tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["traced", "False"], out.stdout
+
+
+def test_a_broadcast_tensor_is_fingerprinted_by_its_values():
+    """An expanded tensor (stride 0, as a looped path's captured constant) hashes like a plain
+    copy of its values; it used to fail in view(uint8) on the stride-0 dimension."""
+    plain = torch.full((1,), 0.3, dtype=torch.float64)
+    expanded = torch.tensor(0.3, dtype=torch.float64).expand(1)
+    assert expanded.stride() == (0,)
+    assert graphcache.fingerprint({"c": expanded}) == graphcache.fingerprint({"c": plain})
+    assert graphcache.fingerprint({"c": expanded}) != graphcache.fingerprint({"c": plain + 1})

@@ -103,3 +103,13 @@ def test_the_command_lines_dtype_names_are_the_loaders():
     from dynprobe.intake import DTYPES
 
     assert tuple(DTYPES) == DTYPE_NAMES
+
+
+def test_submodules_load_on_first_attribute_access():
+    """``dynprobe.report.render_report`` and ``dynprobe.plotting.panel_axes`` work after a bare
+    ``import dynprobe``, as when the package imported every module at once."""
+    out = subprocess.run([sys.executable, "-c", "import dynprobe\nprint(callable(dynprobe.report.render_report), "
+                          "callable(dynprobe.plotting.panel_axes))\nimport pytest\n"
+                          "with pytest.raises(AttributeError, match='no attribute .nope.'): dynprobe.nope"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "True"], out.stderr

@@ -252,14 +252,26 @@ def test_block_steps_add_up_to_the_run_for_any_reorthonormalization_interval():
     from dynprobe.tangent import qr_iterate
 
     system = dynprobe.load_system("lstm2d_chaotic")
-    # the step counts of the blocks add up to the run, also when m does not divide it
+    # the step counts of the blocks add up to the run, also when m does not divide it; intervals
+    # end at block edges (an interval shorter than m closes a block), so the blocks split the run
+    # evenly whatever m is
     h = system.initial_state(2, seed=1)
     n = system.state_dim
     q = qr_positive(torch.randn(2, n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
     for m in (1, 5, 7):
         run = qr_iterate(TangentMap(system, trace=False), h, q, steps=103, reorth_every=m, blocks=10)
         assert sum(run.block_steps) == 103, (m, run.block_steps)
-        assert all(s % m == 0 for s in run.block_steps[:-1]) and len(run.block_steps) <= 10
+        assert len(run.block_steps) == 10 and max(run.block_steps) - min(run.block_steps) <= 1, (m, run.block_steps)
+        assert sum(run.intervals) == 103 and max(run.intervals) <= m, (m, run.intervals)
+    # and each block's sum is exactly its steps' worth of growth: log|a_i| per step for diag(a)
+    linear = linear_system(torch.diag(torch.tensor([1.5, 0.5], dtype=torch.float64)))
+    eye = torch.eye(2, dtype=torch.float64).expand(1, 2, 2).contiguous()
+    for m in (1, 5, 7):
+        start = torch.ones(1, 2, dtype=torch.float64)
+        run = qr_iterate(TangentMap(linear, trace=False), start, eye, steps=103, reorth_every=m, blocks=10)
+        rates = torch.log(torch.tensor([1.5, 0.5], dtype=torch.float64))
+        expected = torch.tensor(run.block_steps, dtype=torch.float64)[:, None] * rates
+        torch.testing.assert_close(run.block_log_r[:, 0], expected, rtol=1e-12, atol=1e-12)
 
 
 def _two_attractor_map() -> dynprobe.System:

@@ -27,8 +27,8 @@ D = torch.float64
 def test_linear_contraction_has_only_the_origin():
     A = torch.tensor([[0.5, 0.3, 0.0], [-0.2, 0.4, 0.1], [0.0, 0.1, -0.6]], dtype=D)
     system = linear_system(A)
-    ds = check_probe("period3", system, period=(2, 4), starts=16)
-    assert list(ds.orbits.values) == [1, 0, 0, 0]
+    ds = check_probe("period3", system, period=(1, 2, 4), starts=16, rounds=2)
+    assert list(ds.orbits.values) == [1, 0, 0]
     np.testing.assert_allclose(ds.orbit_state.values[0, 0], 0.0, atol=1e-14)
     mu = ds.multiplier_real.values[0] + 1j * ds.multiplier_imag.values[0]
     eig = np.linalg.eigvals(A.numpy())
@@ -38,7 +38,7 @@ def test_linear_contraction_has_only_the_origin():
 
 def test_henon_closed_forms():
     a, b = 1.4, 0.3
-    ds = check_probe("period3", henon(a, b), period=2, starts=64)
+    ds = check_probe("period3", henon(a, b), period=(1, 2, 3), starts=32, rounds=2)
     assert list(ds.orbits.values) == [2, 1, 0]  # no period-3 orbit at the classic parameters
     fixed = np.sort(ds.orbit_state.values[ds.orbit_period.values == 1][:, 0, 0])
     disc = math.sqrt((1 - b) ** 2 + 4 * a)
@@ -57,7 +57,7 @@ def test_henon_closed_forms():
 def test_lstm_orbits_are_orbits_of_the_module_itself():
     lstm = dynprobe.model("lstm2d_chaotic")
     system = dynprobe.wrap(lstm).with_init(dynprobe.InitialState(scale=1.0))
-    orbits = [find_periodic_orbits(system, p, 48, seed=1) for p in (1, 2, 3)]
+    orbits = [find_periodic_orbits(system, p, 48, seed=1, rounds=3) for p in (1, 2, 3)]
     assert sum(o.states.shape[0] for o in orbits) >= 2
     zero = torch.zeros(1, 1, 1, dtype=D)
 
@@ -86,7 +86,7 @@ def test_lstm_orbits_are_orbits_of_the_module_itself():
 
 def test_newton_finds_the_logistic_three_cycles():
     logistic = logistic_system(3.835)
-    found = find_periodic_orbits(logistic, 3, 64)
+    found = find_periodic_orbits(logistic, 3, 32, rounds=3)
     assert found.states.shape[0] == 2 and found.stable.tolist().count(True) == 1
     attractor = logistic.trajectory(torch.tensor([[0.3]], dtype=D), 3000)[-3:, 0, 0]
     stable = found.states[found.stable][0, :, 0]
@@ -95,7 +95,7 @@ def test_newton_finds_the_logistic_three_cycles():
 
 def test_ensemble_of_maps_is_one_batched_search():
     system = henon().with_params(a=torch.tensor([1.0, 1.2, 1.4], dtype=D), b=torch.full((3,), 0.3, dtype=D))
-    ds = dynprobe.run("period3", system, period=2, starts=32)
+    ds = dynprobe.run("period3", system, period=2, starts=32, rounds=3)
     assert ds.orbits.sel(period=2).values.tolist() == [1, 1, 1]
     for n, a in enumerate([1.0, 1.2, 1.4]):
         s = 0.7 / a
@@ -112,3 +112,22 @@ def test_time_varying_drive_does_not_apply():
     assert "time-invariant" in period3.applies(system)
     with pytest.raises(ProbeParameterError, match="time-invariant"):
         dynprobe.run("period3", system)
+
+
+def test_period_two_asked_is_period_two_computed():
+    """``period=(2,)`` computes period 2 only (the flip-flop report: it computed 1 and 3 too)."""
+    ds = dynprobe.run("period3", henon(), period=(2,), starts=16, rounds=2)
+    assert ds.period.values.tolist() == [2] and set(ds.orbit_period.values.tolist()) == {2}
+    assert ds.orbits.values.tolist() == [1] and int(ds.basin_starts.sum()) == int(ds.converged_starts.sum())
+    assert ds.new_orbits.dims == ("period", "round") and ds.starts_used.values.tolist() == [16 * ds.sizes["round"]]
+
+
+def test_rotated_bistable_map_all_27_fixed_points_and_the_8_stable_ones():
+    """The issue's first case: period3(period=(1,)) found 19 of 27 and 4 of the 8 stable ones."""
+    from fixedpoint_systems import bistable
+
+    system, points, eig = bistable(2.0)
+    ds = dynprobe.run("period3", system, period=(1,))
+    found = ds.orbit_state.values[:, 0]
+    assert len(found) == 27 and int(ds.stable.sum()) == 8 and bool(ds.complete)
+    assert np.linalg.norm(found[:, None] - points[None], axis=-1).min(1).max() < 1e-12

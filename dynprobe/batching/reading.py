@@ -55,7 +55,11 @@ def _stack(datasets: list[xr.Dataset], records: list[Record]) -> xr.Dataset:
     for what in ("epoch", "step"):
         values = [getattr(r, what) for r in records]
         if all(v >= 0 for v in values):
-            coords[what] = ("checkpoint", np.array(values, dtype=np.int64), {"long_name": what, "units": "1"})
+            # a result with a dim of the same name (jacobian's, entropy's ``step``) keeps it
+            taken = what in datasets[0].variables or what in datasets[0].dims
+            coords[f"checkpoint_{what}" if taken else what] = (
+                "checkpoint", np.array(values, dtype=np.int64), {"long_name": f"training {what} of the checkpoint",
+                                                                 "units": "1"})
     for key, values in varying.items():
         name = key if key not in datasets[0].variables and key not in coords else f"attr_{key}"
         coords[name] = ("checkpoint", np.array(values, dtype=object if isinstance(values[0], str) else None),
@@ -66,9 +70,11 @@ def _stack(datasets: list[xr.Dataset], records: list[Record]) -> xr.Dataset:
                         coords="minimal", compat="override", data_vars="all")
     except ValueError as err:
         warnings.warn(f"open_batch: probe {datasets[0].attrs.get('probe', '?')!r}: checkpoints differ in size "
-                      f"({err}); padding with NaN along the differing dimensions", RuntimeWarning, stacklevel=3)
+                      f"({err}); padding with NaN (\"\" for text) along the differing dimensions", RuntimeWarning,
+                      stacklevel=3)
+        text = {k: "" for k, v in datasets[0].variables.items() if v.dtype.kind in "OUST"}  # NaN is no string
         out = xr.concat(datasets, dim="checkpoint", join="outer", combine_attrs="drop_conflicts",
-                        coords="minimal", compat="override", data_vars="all")
+                        coords="minimal", compat="override", data_vars="all", fill_value=text)
     out = out.assign_coords(coords)
     out.attrs.update({k: f"per checkpoint: see coordinate {k if k in out.coords else 'attr_' + k}" for k in varying})
     return out
@@ -78,7 +84,8 @@ def open_batch(store: str | Path) -> xr.DataTree:
     """Read a batch store: one child per probe with its results along ``checkpoint``.
 
     The ``checkpoint`` coordinate holds the file paths; ``epoch`` / ``step`` coordinates are
-    added when every checkpoint has one (from the file or its name); ``checkpoint_sha256``
+    added when every checkpoint has one (from the file or its name; ``checkpoint_step`` when
+    the result has a ``step`` dimension of its own); ``checkpoint_sha256``
     identifies the exact file analysed. Only complete, successful results are included; the
     ``index`` child lists every checkpoint and probe with its status and error text.
 

@@ -9,7 +9,10 @@ divergence flags. The rules, in order:
 2. *Attractors*: diverged samples form one group (escape to infinity); the others are grouped
    by geometry alone (:func:`same_attractor`): two recorded orbits are one attractor when the
    points of one lie, in the median, within three local nearest-neighbour spacings of the
-   other's (spacings floored at ``attractor_tol`` relative to the orbit's size).
+   other's (spacings floored at ``attractor_tol`` relative to the orbit's size); two orbits that
+   both met the period test are compared point by point, and only orbits without a period may
+   also match by lying on the curve the other traces. (The probe then regroups the periodic
+   samples by the exact orbit Newton's method refines them to: :mod:`.verify`.)
 3. *Regime of an attractor*: when most of its samples met the period test, the most common
    period p → ``fixed_point`` (p = 1) or ``periodic``; otherwise by the mean largest exponent λ:
    ``chaotic`` (λ > λ_tol), ``quasi_periodic`` (|λ| ≤ λ_tol and the residual of the best
@@ -233,7 +236,11 @@ def classify(
     attractor = np.full((S, B), -1, dtype=np.int64)
     zs = np.moveaxis(z, 0, -2)  # [S, B, T, d]
     floor = attractor_tol * (1.0 + np.maximum(scale, 0.0))
-    smooth = exponent <= exponent_tol  # [S, B]: not chaotic, so an orbit may trace a curve
+    # [S, B]: neither chaotic nor a converged cycle, so the orbit may trace a curve. A cycle is a
+    # finite set of points: the polyline through a period-2 orbit (A, B, A, …) bends by |AB| at
+    # every point, which would make every orbit within 2|AB| "lie on the curve" — the clocked
+    # flip-flop network's 8 period-2 memories were counted as one attractor that way.
+    smooth = (exponent <= exponent_tol) & (period == 0)
     single = _one_attractor(zs, period, diverged, floor, smooth)
     for s in range(S):
         groups: list[list[int]] = []

@@ -27,7 +27,7 @@ from .classify import REGIMES, classify
 from .orbit import make_projection, record_orbits, signature_basis
 from .paths import ParamPath, resolve_path
 from .stacked import Checkpoints
-from .verify import verify_periods
+from .verify import refine_attractors, verify_periods
 
 __all__ = ["bifurcation", "parse_values", "ATTRACTOR_TOL"]
 
@@ -254,6 +254,8 @@ def bifurcation(
     lam = np.where(diverged, np.nan, lam)
     z = rec.signature.cpu().numpy().astype(np.float64)
     cls = classify(z, lam, diverged, pmax=pmax, period_tol=tol, attractor_tol=ATTRACTOR_TOL, exponent_tol=exponent_tol)
+    scale = np.abs(z[-2 * max(pmax, 8):]).max(axis=(0, -1))  # [S, B], as least_periods measures it
+    cls, checked, refine_note = refine_attractors(ensemble, rec.final, cls, scale, ATTRACTOR_TOL)
     verified, finder_note = verify_periods(ensemble, rec.final, cls, limit=int(verify), tol=ATTRACTOR_TOL)
     if diverged.any():
         import warnings
@@ -266,7 +268,7 @@ def bifurcation(
         )
     orbit = rec.orbit.cpu().numpy().astype(np.float64)
     return _dataset(
-        the_path, vals, orbit, lam, diverged, cls, verified,
+        the_path, vals, orbit, lam, diverged, cls, verified, checked,
         attrs={
             "path": the_path.describe(),
             "path_stacking": LOOPED_NOTE if ensemble.looped else "vmap",
@@ -283,6 +285,7 @@ def bifurcation(
             "spread": float(spread),
             "linearization": mode,
             "period_finder": finder_note,
+            "attractor_check": refine_note,
             "regimes": ",".join(REGIMES),
         },
         proj=(proj_name, proj_units), burn_in=burn_in,
@@ -290,7 +293,8 @@ def bifurcation(
 
 
 def _dataset(path: ParamPath, vals: np.ndarray, orbit: np.ndarray, lam: np.ndarray, diverged: np.ndarray, cls: Any,
-             verified: np.ndarray, *, attrs: dict[str, Any], proj: tuple[str, str], burn_in: int) -> xr.Dataset:
+             verified: np.ndarray, checked: np.ndarray, *, attrs: dict[str, Any], proj: tuple[str, str],
+             burn_in: int) -> xr.Dataset:
     S, B, T = orbit.shape
     pd = ("param", "sample")
     coords = {
@@ -309,6 +313,8 @@ def _dataset(path: ParamPath, vals: np.ndarray, orbit: np.ndarray, lam: np.ndarr
         "converged": ("param", cls.converged, {"long_name": "periodic attractors met the period tolerance", "units": "1"}),
         "period_verified": ("param", verified, {"long_name": "period confirmed by the period3 orbit finder "
                                                 "(1 yes, 0 no, -1 not checked)", "units": "1"}),
+        "orbits_refined": ("param", checked, {"long_name": "periodic samples grouped by the orbit Newton refines them "
+                                              "to (1 all, 0 some, -1 none periodic or not checked)", "units": "1"}),
         "sample_exponent": (pd, lam, {"long_name": "largest Lyapunov exponent of the trajectory", "units": "1/step"}),
         "sample_period": (pd, cls.sample_period, {"long_name": "least period of the trajectory (0: none)", "units": "step"}),
         "attractor": (pd, cls.attractor, {"long_name": "attractor id at this value (-1: diverged)", "units": "1"}),

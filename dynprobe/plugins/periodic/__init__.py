@@ -43,7 +43,8 @@ def applies(system: System) -> str | None:
 
 def suggest(system: System) -> dict[str, Any]:
     """Exact for piecewise-linear 1-D maps; a grid over the visited range (±50 %) for other 1-D
-    maps; Levenberg–Marquardt for periods 1–3 (1–2 beyond N = 256) with fewer starts as N grows."""
+    maps; the n-D search for periods 1–3 (1–2 beyond N = 256), with fewer starts per round and
+    fewer rounds as N grows (each Levenberg–Marquardt step forms an N×N Jacobian per start)."""
     n = system.state_dim
     if feedforward_spec(system) is not None:
         return {"period": 3, "method": "exact"}
@@ -55,8 +56,10 @@ def suggest(system: System) -> dict[str, Any]:
         lo, hi = (float(h.min()), float(h.max())) if h.numel() else (-1.0, 1.0)
         pad = 0.5 * max(hi - lo, 1e-3)
         return {"period": 3, "method": "grid", "interval": (lo - pad, hi + pad), "grid": 20001}
+    if n <= 64:
+        return {"period": (1, 2, 3), "method": "newton", "starts": 128, "rounds": 8}
     return {"period": (1, 2, 3) if n <= 256 else (1, 2), "method": "newton",
-            "starts": 64 if n <= 64 else (16 if n <= 256 else 8), "max_iter": 50 if n <= 64 else 25}
+            "starts": 32 if n <= 256 else 8, "rounds": 4 if n <= 256 else 2, "max_iter": 25}
 
 
 def regions_applies(system: System) -> str | None:

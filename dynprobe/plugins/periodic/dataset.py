@@ -48,6 +48,7 @@ class Found:
     suspect: Tensor | None = None
     converged: Tensor | None = None
     collapsed: Tensor | None = None
+    search: dict[int, PeriodicOrbits] = field(default_factory=dict)
     certificate: Lemma42 | None = None
     attrs: dict[str, Any] = field(default_factory=dict)
 
@@ -81,6 +82,7 @@ class Found:
         self.counts[:, i] = torch.bincount(orb.net, minlength=self.networks)
         self.converged[:, i] = orb.converged
         self.collapsed[:, i] = orb.collapsed
+        self.search[orb.period] = orb
         self.orbits.append((orb.period, orb.states, orb.net, orb.multipliers, orb.residual, orb.stable))
 
 
@@ -117,6 +119,29 @@ def _orbit_arrays(found: Found, n: int, ens: bool) -> dict[str, tuple]:
     return out
 
 
+def _coverage(found: Found, lead: list[str], pick: Any) -> dict[str, tuple]:
+    """n-D: starts per orbit, starts tried, orbits added per round, Good–Turing unseen, complete —
+    the history of the search (``scope = "search"``: an ensemble searches in shared rounds)."""
+    runs = [found.search[p] for p in found.periods]
+    R = max(r.new_per_round.shape[1] for r in runs)
+    new = torch.full((found.networks, len(runs), R), -1, dtype=torch.long)
+    for i, r in enumerate(runs):
+        new[:, i, : r.new_per_round.shape[1]] = r.new_per_round
+    stack = lambda f: torch.stack([f(r) for r in runs], dim=1)  # noqa: E731
+    history = {"scope": "search"}
+    return {
+        "basin_starts": _var(["orbit"], torch.cat([r.basin for r in runs]).numpy(), "starts that converged to the orbit",
+                             **history),
+        "starts_used": _var([*lead, "period"], pick(stack(lambda r: r.starts)), "starts tried", **history),
+        "new_orbits": _var([*lead, "period", "round"], pick(new), "orbits first found in the round (-1: round not run)",
+                           **history),
+        "unseen": _var([*lead, "period"], pick(stack(lambda r: r.unseen)),
+                       "Good-Turing estimate of the chance that one more start finds a new orbit", **history),
+        "complete": _var([*lead, "period"], pick(stack(lambda r: r.complete)),
+                         "the last two rounds found nothing new and no orbit was reached by a single start", **history),
+    }
+
+
 def build_dataset(system: System, found: Found) -> xr.Dataset:
     """Lay out ``found`` as the ``period3`` Dataset (see docs/RESULTS.md)."""
     ens = system.networks is not None
@@ -141,9 +166,10 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
         data["grid_suspect_cells"] = _var([*lead, "period"], pick(found.suspect),
                                           "grid cells where a pair of orbits could hide")
     if found.converged is not None:
-        data["converged_starts"] = _var([*lead, "period"], pick(found.converged), "starts that converged")
+        data["converged_starts"] = _var([*lead, "period"], pick(found.converged), "starts that converged", scope="search")
         data["collapsed_starts"] = _var([*lead, "period"], pick(found.collapsed),
-                                        "converged starts whose least period is a proper divisor of p")
+                                        "converged starts whose least period is a proper divisor of p", scope="search")
+        data.update(_coverage(found, lead, pick))
     if found.certificate is not None:
         c = found.certificate
         data["lemma42_certificate"] = _var(lead, pick(c.holds), "Lemma 4.2 certificate of period 3 holds")
@@ -160,6 +186,9 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
     }
     for key, values in system.layout.coords().items():
         coords[key] = ("unit", values, {"long_name": key.replace("_", " "), "units": "1"})
+    if "new_orbits" in data:
+        rounds = data["new_orbits"][1].shape[-1]
+        coords["round"] = ("round", np.arange(1, rounds + 1), {"long_name": "search round", "units": "1"})
     if ens:
         coords["network"] = ("network", np.arange(system.networks), {"long_name": "network", "units": "1"})
     attrs = {

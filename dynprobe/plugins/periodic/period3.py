@@ -8,8 +8,9 @@ Three methods, one result layout (:mod:`.dataset`):
   every piece, end rays included — all orbits on the whole real line (or in an interval).
 * ``grid`` — any 1-D map on an interval: grid + bisection (:mod:`.grid`), with the grid step
   as stated resolution and a warning where orbits could hide between grid points.
-* ``newton`` — any dimension: batched Levenberg–Marquardt from many starts (:mod:`.newton`),
-  deduplicated, with Floquet multipliers; finds orbits, cannot prove there are no others.
+* ``newton`` — any dimension: the core orbit search (:mod:`dynprobe.orbits`, via :mod:`.newton`):
+  rounds of starts, descent on q and Levenberg–Marquardt in float64, deduplicated, with Floquet
+  multipliers and coverage statistics; finds orbits, cannot prove there are no others.
 
 References
 ----------
@@ -41,12 +42,14 @@ __all__ = ["period3", "resolve_method", "periods_of", "one_d_interval"]
 Method = Literal["auto", "exact", "grid", "newton"]
 
 
-def periods_of(period: int | tuple[int, ...] | list[int]) -> list[int]:
-    """The periods a run checks: those asked for, plus 1 and 3, sorted."""
+def periods_of(period: int | tuple[int, ...] | list[int], *, one_d: bool = True) -> list[int]:
+    """The periods a run checks, sorted: exactly those asked for (``newton``), plus 1 and 3 for
+    maps of the line (``exact`` / ``grid``), where the fixed points and the period-3 orbits are
+    what the Li–Yorke witness and Sharkovsky's order are read from (and cost little)."""
     asked = [period] if isinstance(period, int) else list(period)
     if not asked or any(int(p) < 1 for p in asked):
         raise ProbeParameterError(f"probe 'period3': period must be an integer >= 1 or a list of them, got {period!r}")
-    return sorted({1, 3, *(int(p) for p in asked)})
+    return sorted({*((1, 3) if one_d else ()), *(int(p) for p in asked)})
 
 
 def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
@@ -85,11 +88,12 @@ def one_d_interval(system: System, interval: tuple[float, float] | None) -> tupl
 def period3(
     system: System,
     *,
-    period: int | tuple[int, ...] = 3,
+    period: int | tuple[int, ...] = (1, 3),
     method: Method = "auto",
     interval: tuple[float, float] | None = None,
     grid: int = 20001,
-    starts: int = 64,
+    starts: int = 128,
+    rounds: int = 8,
     max_iter: int = 50,
     tol: float | None = None,
     seed: int = 0,
@@ -101,7 +105,8 @@ def period3(
     system
         A System with a time-invariant map; an ensemble is handled in one batched call.
     period
-        Extra periods to check (an int or a list); 1 and 3 are always checked.
+        The periods to look for (an int or a list). ``newton`` computes exactly these; for maps
+        of the line 1 and 3 are always added (the Li–Yorke witness and Sharkovsky's order need them).
     method
         ``auto`` (``exact`` for piecewise-linear 1-D maps, ``grid`` for other 1-D maps on an
         interval, ``newton`` otherwise), or force one.
@@ -110,12 +115,13 @@ def period3(
         required unless the model declares a domain).
     grid
         Grid points of the ``grid`` method (resolution (b − a)/(grid − 1)).
-    starts, max_iter
-        ``newton``: starting states per network and iteration cap.
+    starts, rounds, max_iter
+        ``newton``: starting states per round and network, the most rounds (the search stops
+        once two rounds in a row find nothing new), and the Levenberg–Marquardt iteration cap.
     tol
         1-D: two orbit points closer than tol·(1 + |x|) count as one (default 1e-9; 1e-4 for
-        the grid method in float32); ``newton``: residual tolerance (default 1e-10 in float64,
-        1e-5 in float32).
+        the grid method in float32); ``newton``: residual tolerance ‖Fᵖ(h) − h‖₂ ≤ tol·(1 + ‖h‖∞),
+        default 1e-10 (the n-D search runs in float64 whatever the System's dtype).
     seed
         Seeds the ``newton`` starting states.
 
@@ -136,19 +142,20 @@ def period3(
     >>> ds = dynprobe.run("period3", dynprobe.model("rn", k=8, networks=10000))
     >>> float(ds.li_yorke.mean())
     """
-    periods = periods_of(period)
     how = resolve_method(system, str(method), interval)
+    periods = periods_of(period, one_d=how != "newton")
     if system.drive.time_varying:
         raise ProbeParameterError(
             f"probe 'period3': needs a time-invariant map, but {system.name} has drive {system.drive.describe()}; "
             "use an autonomous, constant or feedback drive"
         )
-    if grid < 3 or starts < 1 or max_iter < 1:
+    if grid < 3 or starts < 1 or rounds < 1 or max_iter < 1:
         raise ProbeParameterError(
-            f"probe 'period3': need grid >= 3, starts >= 1, max_iter >= 1 (got {grid}, {starts}, {max_iter})"
+            f"probe 'period3': need grid >= 3, starts >= 1, rounds >= 1, max_iter >= 1 "
+            f"(got {grid}, {starts}, {rounds}, {max_iter})"
         )
     if how == "newton":
-        found = _newton(system, periods, starts=starts, max_iter=max_iter, tol=tol, seed=seed)
+        found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed)
     else:
         # exact: the whole real line unless an interval is given; grid: the model's domain by default
         span = one_d_interval(system, interval) if how == "grid" or interval is not None else None
@@ -202,10 +209,12 @@ def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) ->
     return found
 
 
-def _newton(system: System, periods: list[int], *, starts: int, max_iter: int, tol: float | None, seed: int) -> Found:
+def _newton(system: System, periods: list[int], *, starts: int, rounds: int, max_iter: int, tol: float | None,
+            seed: int) -> Found:
     B = 1 if system.networks is None else system.networks
     tol = default_tol(system.dtype) if tol is None else float(tol)
     found = Found.empty("newton", periods, B, None, tol)
     for p in periods:
-        found.add_nd(find_periodic_orbits(system, p, starts, max_iter=max_iter, tol=tol, seed=seed))
+        found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed))
+    found.attrs["search_dtype"] = "float64"
     return found

@@ -47,6 +47,8 @@ def period3_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
         rows.append(("Sharkovsky", implied_text(int(ds.sharkovsky_leader))))
     elif "li_yorke_note" in ds.attrs:
         rows.append(("note", ds.attrs["li_yorke_note"]))
+    if "complete" in ds:
+        rows.append(("search", _search_text(ds)))
     return rows
 
 
@@ -63,6 +65,18 @@ def _orbit_line(ds: xr.Dataset) -> str:
     return "; ".join(parts)
 
 
+def _search_text(ds: xr.Dataset) -> str:
+    """How far the n-D search got: starts per period and which periods' searches are complete."""
+    if "complete" not in ds:
+        return "Levenberg-Marquardt from many starts (orbits found, not proven complete)"
+    done = ds.complete.values.astype(bool)
+    starts = ", ".join(f"{int(n)}" for n in ds.starts_used.values)
+    open_ = [str(int(p)) for p, ok in zip(ds.period.values, done) if not ok]
+    state = "every search complete (the last 2 rounds found nothing new)" if not open_ else \
+        f"search not complete for period {', '.join(open_)}"
+    return f"descent on q + Levenberg-Marquardt in float64 from {starts} starts; {state}"
+
+
 def period3_verdicts(ds: xr.Dataset) -> list[Verdict]:
     """Orbits found with their stability; for maps of the line the Li–Yorke witness."""
     method = ds.attrs.get("method", "")
@@ -77,7 +91,7 @@ def period3_verdicts(ds: xr.Dataset) -> list[Verdict]:
     worst = f"; largest |multiplier| of a stable orbit {np.nanmax(mu[ds.stable.values]):.3g}" if ds.stable.any() else ""
     how = {"exact": "exact enumeration of linear pieces (all orbits)",
            "grid": f"grid of step {ds.attrs.get('resolution', 0):.2g}",
-           "newton": "Levenberg-Marquardt from many starts (orbits found, not proven complete)"}.get(method, method)
+           "newton": _search_text(ds)}.get(method, method)
     out = [Verdict("attractors", _orbit_line(ds), f"{how}{worst}", _REF_ORBITS)]
     if "li_yorke" in ds:
         if bool(ds.li_yorke):

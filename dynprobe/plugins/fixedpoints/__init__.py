@@ -1,0 +1,60 @@
+"""Bundled plugin: the ``fixedpoints`` probe — what a trained network remembers.
+
+Fixed and slow points of a network's map found by the batched Sussillo–Barak search of the core
+(:mod:`dynprobe.orbits`), with eigenvalues, stability, time constants and input Jacobians;
+``track_fixed_points`` follows them across the checkpoints of a batch run.
+
+References
+----------
+Sussillo & Barak (2013), "Opening the black box", Neural Computation 25(3); Golub & Sussillo
+(2018), FixedPointFinder, JOSS 3(31): 1003.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dynprobe
+from dynprobe import Probe, System
+
+from .plot import plot
+from .probe import fixedpoints
+from .track import plot_tracks, track_events, track_fixed_points
+from .verdicts import memory_phrase, summary, verdicts
+
+__all__ = ["fixedpoints", "track_fixed_points", "track_events", "plot_tracks", "plot", "summary", "verdicts", "memory_phrase",
+           "suggest", "dynprobe_probes"]
+
+
+def suggest(system: System) -> dict[str, Any]:
+    """Budgets scaled to the problem: each Levenberg–Marquardt step forms an N×N Jacobian per
+    start (O(N³)), and an ensemble searches every network at once, so large networks get fewer
+    starts and iterations and large ensembles fewer starts per network (about 4096 per round)."""
+    n, networks = system.state_dim, system.networks or 1
+    if n <= 64:
+        out: dict[str, Any] = {"batch": 128, "rounds": 8}
+    elif n <= 256:
+        out = {"batch": 64, "rounds": 4, "max_iter": 30}
+    else:
+        out = {"batch": 16, "rounds": 3, "patience": 1, "descent_iters": 50, "max_iter": 15}
+    if networks > 1:
+        out["batch"] = int(max(8, min(out["batch"], 4096 // networks)))
+        out["samples"] = int(max(8, min(128, 4096 // networks)))
+    if networks > 64:  # a Monte-Carlo ensemble: a count per network, not an exhaustive search of each
+        out.update(rounds=2, patience=1, descent_iters=30, max_iter=20)
+    return out
+
+
+@dynprobe.hookimpl
+def dynprobe_probes() -> list[Probe]:
+    return [
+        Probe(
+            name="fixedpoints",
+            run=fixedpoints,
+            plot=plot,
+            suggest=suggest,
+            summary=summary,
+            verdicts=verdicts,
+            reference="Sussillo & Barak 2013 (Neural Computation 25(3)) §2-4; Golub & Sussillo 2018 (JOSS 3(31))",
+        )
+    ]
