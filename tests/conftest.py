@@ -6,8 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 import torch
+from hypothesis import settings
 
 from dynprobe.registry import Registry, use_registry
+
+# Property tests draw the same examples on every machine and every run ("derandomize"), so a red
+# CI is never a lottery; a failure found by exploring is pinned with @example. To explore with
+# fresh random examples: pytest --hypothesis-profile=explore (then pin what it finds).
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("repeatable")
 
 
 @pytest.fixture(autouse=True)
