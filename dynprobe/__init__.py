@@ -28,6 +28,7 @@ from .errors import DynprobeError
 from .hookspecs import hookimpl
 from .report import write_report
 from .results import open_result, save, validate
+from .schema import Dimension
 from .specs import DatasetSpec, ModelSpec, Probe, Verdict
 from .system import InitialState, StateLayout, StatePart, System
 from .targets import load_system
@@ -36,6 +37,7 @@ from .tokendrive import tokens
 __all__ = [
     "__version__",
     "System",
+    "Dimension",
     "StateLayout",
     "StatePart",
     "InitialState",
