@@ -113,7 +113,7 @@ VOCABULARY: Mapping[str, Dimension] = _dims(
     ("unit", "state coordinate", "0…N−1, with `unit_part` (\"h\"/\"c\"), `unit_layer`, `unit_index`", "1", "index"),
     ("period", "orbit period p", "1, 2, …", "step", "steps"),
     ("orbit", "periodic orbit found (all periods and networks in one flat list)", "0, 1, …", "1", "index"),
-    ("round", "round of a multi-start search (new starts each round)", "1, 2, …", "1", "index"),
+    ("round", "round of an orbit search (a batch of fresh starts)", "1, 2, …", "1", "index"),
     ("phase", "position along a periodic orbit, 0 … p−1 in dynamical order", "int steps", "step", "steps"),
     ("param", "value of a swept quantity (its name in the coordinate's `long_name`)", "the values", None, "value"),
     ("midpoint", "midpoint between neighbouring `param` values (finite differences)", "the values", None, "value"),
