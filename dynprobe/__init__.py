@@ -43,12 +43,14 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "hookspecs",
     "DynprobeError": "errors",
     "tokens": "tokendrive",
+    "Dimension": "schema",
 }
 _SUBMODULES = ("drives",)
 
 __all__ = [
     "__version__",
     "System",
+    "Dimension",
     "StateLayout",
     "StatePart",
     "InitialState",
@@ -86,7 +88,7 @@ __all__ = [
     "DynprobeError",
 ]
 
-_LIGHT = {"hookspecs", "errors", "threads"}  # modules that need neither xarray nor the accessor
+_LIGHT = {"hookspecs", "errors", "threads", "schema"}  # modules that need neither xarray nor the accessor
 
 
 def __getattr__(name: str) -> Any:
@@ -141,6 +143,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
     from .hookspecs import hookimpl
     from .report import write_report
     from .results import open_result, save, validate
+    from .schema import Dimension
     from .specs import DatasetSpec, ModelSpec, Probe, Verdict
     from .system import InitialState, StateLayout, StatePart, System
     from .targets import load_system

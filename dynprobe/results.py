@@ -15,7 +15,7 @@ import uuid
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,10 @@ import xarray as xr
 from . import accessor as _accessor  # noqa: F401 - every result path registers ds.dynprobe
 from .errors import DynprobeError
 from .extras import require
+from .schema import check_dims
+
+if TYPE_CHECKING:
+    from .specs import Probe
 
 __all__ = [
     "PROVENANCE_ATTRS",
@@ -147,14 +151,22 @@ def _attr_ok(value: Any) -> bool:
     return isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iufU"
 
 
-def validate(ds: xr.Dataset, *, provenance: bool = True) -> list[str]:
+def validate(ds: xr.Dataset, *, provenance: bool = True, probe: Probe | str | None = None) -> list[str]:
     """Check ``ds`` against the result conventions; return the list of problems (empty = ok).
 
     Rules: every data variable and coordinate has ``long_name`` and ``units``; every dimension
     has a coordinate; no variable shares a name with a dimension it does not index; attrs are
-    str, number or 1-D array; with ``provenance`` every attr of :data:`PROVENANCE_ATTRS` is there.
+    str, number or 1-D array; with ``provenance`` every attr of :data:`PROVENANCE_ATTRS` is there;
+    every dimension is one the probe declares (``Probe.dims``) or in the vocabulary
+    (:data:`dynprobe.schema.VOCABULARY`), its coordinate in that dimension's units.
+
+    Parameters
+    ----------
+    probe
+        The probe that made ``ds`` (a :class:`~dynprobe.Probe` or a registered name); by default
+        the one its ``probe`` attr names, when installed (else only the vocabulary is checked).
     """
-    problems = []
+    problems = _dim_problems(ds, probe)
     for name, var in {**ds.data_vars, **ds.coords}.items():
         for key in ("long_name", "units"):
             if key not in var.attrs:
@@ -174,6 +186,20 @@ def validate(ds: xr.Dataset, *, provenance: bool = True) -> list[str]:
     if provenance:
         problems += [f"missing provenance attr {key!r}" for key in PROVENANCE_ATTRS if key not in ds.attrs]
     return problems
+
+
+def _dim_problems(ds: xr.Dataset, probe: Probe | str | None) -> list[str]:
+    if probe is None or isinstance(probe, str):
+        from .registry import registry  # the registry imports this module
+
+        name = probe if probe is not None else ds.attrs.get("probe")
+        found = registry().probes().get(name) if isinstance(name, str) else None
+        if probe is not None and found is None:
+            raise DynprobeError(f"validate: no probe {probe!r} is installed; pass the Probe itself or probe=None")
+        probe = found if found is not None else None
+        if probe is None:
+            return check_dims(ds, None, name if isinstance(name, str) else "")
+    return check_dims(ds, probe.dimensions, probe.name)
 
 
 def _engine(path: Path) -> str:

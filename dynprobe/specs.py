@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 from .docstrings import doc_description, doc_params, doc_summary
 from .errors import PluginError, ProbeParameterError, did_you_mean
+from .schema import Dimension, declared_dims
 
 __all__ = ["Probe", "ModelSpec", "DatasetSpec", "ProbeParam", "Verdict", "probe_params", "ENSEMBLE_MODES"]
 
@@ -126,6 +127,13 @@ class Probe:
     ensemble
         How it treats ensembles: one of :data:`ENSEMBLE_MODES` (default ``per_network``, which
         :func:`dynprobe.testing.check_probe` verifies network by network).
+    dims
+        The dimensions its results may have (besides the lead ``network`` / ``checkpoint``):
+        names of :data:`dynprobe.schema.VOCABULARY`, or :class:`~dynprobe.schema.Dimension`
+        records of its own (meaning, coordinate, units, kind) for an axis the vocabulary lacks.
+        ``None`` (the default): any vocabulary name. :func:`dynprobe.validate` and
+        :func:`dynprobe.testing.check_probe` refuse a result with any other dimension, or a
+        coordinate in other units.
     """
 
     name: str
@@ -140,10 +148,22 @@ class Probe:
     plugin: str = ""
     version: str = ""
     estimate: Callable[[Any, Mapping[str, Any]], float | None] | None = None
+    dims: tuple[str | Dimension, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.ensemble not in ENSEMBLE_MODES:
             raise PluginError(f"probe {self.name!r}: ensemble={self.ensemble!r}; use one of {', '.join(ENSEMBLE_MODES)}")
+        if self.dims is not None:
+            if isinstance(self.dims, (str, Dimension)):
+                raise PluginError(f"probe {self.name!r}: dims must be a tuple of names / Dimension records, "
+                                  f"not {self.dims!r}; write dims=({self.dims!r},)")
+            object.__setattr__(self, "dims", tuple(self.dims))
+            declared_dims(self.dims, f"probe {self.name!r}")  # refuse an unknown name at registration
+
+    @property
+    def dimensions(self) -> Mapping[str, Dimension] | None:
+        """The declared dims resolved to their records (``None``: undeclared, any vocabulary name)."""
+        return None if self.dims is None else declared_dims(self.dims, f"probe {self.name!r}")
 
     def refusal(self, system: Any) -> str | None:
         """Why this probe does not run on ``system`` (an ensemble it refuses, or its own

@@ -57,7 +57,7 @@ def test_linear_map_rate_is_log_det_exactly(A) -> None:
 
 def test_knn_estimate_follows_the_exact_change(A) -> None:
     ds = entropy(linear(A), samples=1500, steps=4, power_iters=1, knn=True, knn_times=[0, 2, 4])
-    np.testing.assert_allclose(ds.knn_change.values, [0.0, *ds.entropy_change.sel(time=[2, 4]).values], atol=0.12)
+    np.testing.assert_allclose(ds.knn_change.values, [0.0, *ds.entropy_change.sel(step=[2, 4]).values], atol=0.12)
 
 
 def _gauss_legendre(a: float, b: float, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,7 +141,7 @@ def test_contracted_lstm_ensemble_is_finite_and_matches_a_second_tree() -> None:
     system = dynprobe.wrap(nn.LSTM(1, 4), dtype=F64)
     ds = entropy(system, samples=64, steps=40, power_iters=1, knn=True, knn_times=[0, 20, 40])
     states = jacobian_stats(system, system.initial_state(64, seed=0), 40).states
-    for i, t in enumerate(ds.knn_time.values):
+    for i, t in enumerate(ds.time.values):
         assert float(ds.knn_entropy[i]) == pytest.approx(_kl_by_ball_tree(states[t].numpy(), 3), abs=1e-9)
     assert np.isfinite(ds.knn_entropy.values).all() and float(ds.knn_entropy[-1]) < -150
     assert (ds.knn_duplicates.values == 0).all()

@@ -179,3 +179,16 @@ def test_verdicts_name_isometry_vanishing_and_transient_growth():
     A = torch.tensor([[0.5, 3.0], [0.0, 0.6]], dtype=torch.float64)
     words = [v.verdict for v in report.verdicts(dynprobe.run("jacobian", linear(A), horizons=(1, 60), samples=1))]
     assert any("gradients vanish" in v for v in words) and any("transient amplification" in v for v in words)
+
+
+def test_linearization_attr_says_how_the_tangents_ran(monkeypatch):
+    """The attr is the tangent map's own report, not a constant: eager when tracing is off,
+    traced when the run is long enough to trace (threshold lowered here to keep the test short)."""
+    import dynprobe.linearize
+
+    system = dynprobe.wrap(torch.nn.RNN(1, 3), dtype=torch.float64, drive=dynprobe.constant(0.2))
+    monkeypatch.setenv("DYNPROBE_NO_TRACE", "1")
+    assert dynprobe.run("jacobian", system, horizons=(3,)).attrs["linearization"].startswith("eager: tracing off")
+    monkeypatch.delenv("DYNPROBE_NO_TRACE")
+    monkeypatch.setattr(dynprobe.linearize, "TRACE_MIN_CALLS", 2)
+    assert dynprobe.run("jacobian", system, horizons=(3,)).attrs["linearization"] == "traced"

@@ -57,7 +57,6 @@ class CheckpointOutcome:
     epoch: int | None = None
     step: int | None = None
     load_s: float = 0.0
-    write_s: float = 0.0
     load_notes: list[str] = field(default_factory=list)
     """Warnings from loading the checkpoint, recorded with every probe's result."""
     probes: dict[str, ProbeOutcome] = field(default_factory=dict)
@@ -125,7 +124,6 @@ def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mappin
     """Write each probe's Dataset then its record (marking it complete), or the error record;
     drop the Datasets from ``out`` once written. A write that fails turns the probe's outcome
     into an error left for the driver to record. ``only``: just that probe."""
-    start = time.perf_counter()
     bs = BatchStore(store)
     for name, o in out.probes.items():
         if (only is not None and name != only) or o.written:
@@ -136,7 +134,6 @@ def write_outcome(out: CheckpointOutcome, store: str, key: str, identity: Mappin
         except Exception as err:  # noqa: BLE001 - e.g. the store is not visible from this worker
             o.status, o.error = "error", f"{out.path}: cannot write the result to {store} ({one_line(err)})"
         o.dataset = None
-    out.write_s += time.perf_counter() - start
 
 
 def _measure(path: str, name: str, system: Any, params: Mapping[str, Any], timeout: float | None) -> ProbeOutcome:

@@ -205,6 +205,7 @@ def dynprobe_probes() -> list[Probe]:
             verdicts=smoothness_verdicts,
             reference="attractors paper §4.1 (Fig. 1b), §4.2 (Thm 1)",
             ensemble="none",
+            dims=("length", "param", "midpoint"),
         ),
         Probe(
             name="bifurcation",
@@ -215,5 +216,6 @@ def dynprobe_probes() -> list[Probe]:
             verdicts=verdicts,
             reference="attractors paper §3.3, §4.1 (Fig. 1), §5 (Fig. 4, 7, 8)",
             ensemble="none",
+            dims=("param", "sample", "time"),
         )
     ]

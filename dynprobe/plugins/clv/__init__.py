@@ -32,7 +32,9 @@ __all__ = ["clv", "finite_time", "compute_clv", "canonical_signs", "hyperbolicit
 def dynprobe_probes() -> list[Probe]:
     return [
         Probe(name="clv", run=clv, plot=plot_clv, suggest=suggest_clv, summary=clv_summary, verdicts=clv_verdicts,
-              reference=CLV_REF + " (Ginelli's forward-backward method)"),
+              reference=CLV_REF + " (Ginelli's forward-backward method)",
+              dims=("sample", "time", "vector_time", "unit", "exponent", "split")),
         Probe(name="finite_time", run=finite_time, plot=plot_finite_time, suggest=suggest_finite_time,
-              summary=finite_time_summary, verdicts=finite_time_verdicts, reference=FTLE_REF),
+              summary=finite_time_summary, verdicts=finite_time_verdicts, reference=FTLE_REF,
+              dims=("sample", "step", "exponent", "tau", "quantile")),
     ]

@@ -54,7 +54,7 @@ def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
         ("entropy rate (mean over steps)", f"{float(ds.rate.mean()):+.4g} nats/step"),
         ("eq. 4 brackets (mean over steps)", f"[{float(ds.rate_lower.mean()):+.4g}, {float(ds.rate_upper.mean()):+.4g}] "
                                              "nats/step"),
-        ("H_T - H_0", f"{float(ds.entropy_change[-1]):+.4g} nats after {ds.sizes['time']} steps"),
+        ("H_T - H_0", f"{float(ds.entropy_change[-1]):+.4g} nats after {ds.sizes['step']} steps"),
         ("Lipschitz constant L_f", f">= {float(ds.lipschitz_lower):.4g}"
          + (f", <= {float(ds.lipschitz_upper):.4g} ({ds.attrs.get('lipschitz_upper_norm', '')})"
             if bool(ds.has_upper_bound) else "")),
@@ -90,7 +90,7 @@ def plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None 
     results: medians with 10–90 % bands. Convention: :meth:`dynprobe.accessor.DynprobeAccessor.plot`."""
     views = resolve_views("entropy", VIEWS, view, ax)
     fig, axes = panel_axes("entropy", views, ax, figsize, panel_size=(5.2, 3.8))
-    t = np.concatenate([[0], ds.time.values])
+    t = np.concatenate([[0], ds.step.values])
     note = lead_note(ds)
     if "change" in axes:
         a = axes["change"]
@@ -102,14 +102,14 @@ def plot(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float, float] | None 
               label=r"exact: $\sum_t \mathrm{E}[\log|\det J|]$")
         if "knn_change" in ds:
             mid, lo, hi = median_band(ds.knn_change)
-            a.errorbar(ds.knn_time.values, mid, yerr=None if lo is None else [mid - lo, hi - mid], fmt="o",
+            a.errorbar(ds.time.values, mid, yerr=None if lo is None else [mid - lo, hi - mid], fmt="o",
                        color="C3", capsize=2, label="k-NN estimate")
         a.set(xlabel="step $t$", ylabel="$H_t - H_0$ (nats)", title="entropy change of the ensemble" + note)
         integer_ticks(a)
         legend_outside(a)
     if "rate" in axes:
         a = axes["rate"]
-        x = ds.time.values
+        x = ds.step.values
         _band(a, x, ds.rate, kwargs, color="k", marker=".", label=r"rate $\mathrm{E}[\log|\det J|]$")
         _band(a, x, ds.rate_lower, kwargs, color="C0", ls="--", label=r"$N\log\min\sigma_{\min}$")
         _band(a, x, ds.rate_upper, kwargs, color="C3", ls="--", label=r"$N\log\max\sigma_{\max}$")
@@ -158,5 +158,6 @@ def dynprobe_probes() -> list[Probe]:
             verdicts=verdicts,
             reference="attractors paper §3.1-3.2 (eq. 4, Def. 1), supplement B",
             ensemble="none",
+            dims=("step", "sample", "time"),
         )
     ]

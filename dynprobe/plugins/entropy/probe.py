@@ -102,13 +102,13 @@ def entropy(
     Returns
     -------
     xarray.Dataset
-        ``rate[time]``, ``rate_lower[time]``, ``rate_upper[time]``, ``entropy_change[time]``,
-        ``change_lower[time]``, ``change_upper[time]`` (nats; time = steps taken, 1 … steps),
-        ``log_det``, ``sigma_min``, ``sigma_max`` per ``[sample, time]`` (state before the step),
+        ``rate[step]``, ``rate_lower[step]``, ``rate_upper[step]``, ``entropy_change[step]``,
+        ``change_lower[step]``, ``change_upper[step]`` (nats; step = steps taken, 1 … steps),
+        ``log_det``, ``sigma_min``, ``sigma_max`` per ``[sample, step]`` (state before the step),
         ``diverged[sample]``, ``co_lipschitz``, ``lipschitz_visited``, ``lipschitz_lower``,
         ``lipschitz_upper`` (NaN when ``has_upper_bound`` is false), ``invertible``,
-        ``contractivity``; with ``knn``: ``knn_entropy[knn_time]``, ``knn_change[knn_time]``,
-        ``knn_duplicates[knn_time]``.
+        ``contractivity``; with ``knn``: ``knn_entropy[time]``, ``knn_change[time]``,
+        ``knn_duplicates[time]``.
 
     References
     ----------
@@ -185,11 +185,11 @@ def entropy(
     data["invertible"] = ((), invertible, {"long_name": "det J != 0 at every visited state", "units": "1"})
     data["contractivity"] = ((), verdict, {"long_name": "contractivity verdict (Def. 1)", "units": "1"})
     coords = {
-        "time": ("time", np.arange(1, steps + 1), {"long_name": "steps taken", "units": "step"}),
+        "step": ("step", np.arange(1, steps + 1), {"long_name": "steps taken", "units": "step"}),
         "sample": ("sample", np.arange(samples), {"long_name": "initial condition", "units": "1"}),
     }
     if knn:
-        coords["knn_time"] = ("knn_time", np.asarray(times), {"long_name": "steps taken", "units": "step"})
+        coords["time"] = ("time", np.asarray(times), {"long_name": "steps taken", "units": "step"})
         data.update(_knn_variables(stats.states[:, good], times, knn_k))
     return xr.Dataset(
         data,
@@ -233,11 +233,11 @@ def _knn_variables(states: torch.Tensor, times: list[int], k: int) -> dict:
         except DuplicatePointsError:
             start = np.nan
     return {
-        "knn_entropy": ("knn_time", est, {"long_name": "Kozachenko-Leonenko entropy estimate (NaN: repeated points)",
+        "knn_entropy": ("time", est, {"long_name": "Kozachenko-Leonenko entropy estimate (NaN: repeated points)",
                                           "units": "nats"}),
-        "knn_change": ("knn_time", est - start, {"long_name": "Kozachenko-Leonenko estimate of H_t - H_0",
+        "knn_change": ("time", est - start, {"long_name": "Kozachenko-Leonenko estimate of H_t - H_0",
                                                  "units": "nats"}),
-        "knn_duplicates": ("knn_time", duplicates, {"long_name": "states coinciding with another state (estimate "
+        "knn_duplicates": ("time", duplicates, {"long_name": "states coinciding with another state (estimate "
                                                                  "undefined when > 0)", "units": "1"}),
     }
 
@@ -249,16 +249,16 @@ def _variables(stats, rate, rate_lower, rate_upper) -> dict:
     def np_(x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().numpy().astype(np.float64)
 
-    st = ("sample", "time")
+    st = ("sample", "step")
     return {
-        "rate": ("time", np_(rate), {"long_name": "entropy rate E[log|det J|] (H_t - H_{t-1})", **per}),
-        "rate_lower": ("time", np_(rate_lower), {"long_name": "N log min sigma_min(J): lower bracket of eq. 4 "
+        "rate": ("step", np_(rate), {"long_name": "entropy rate E[log|det J|] (H_t - H_{t-1})", **per}),
+        "rate_lower": ("step", np_(rate_lower), {"long_name": "N log min sigma_min(J): lower bracket of eq. 4 "
                                                   "(co-Lipschitz)", **per}),
-        "rate_upper": ("time", np_(rate_upper), {"long_name": "N log max sigma_max(J): upper bracket of eq. 4 "
+        "rate_upper": ("step", np_(rate_upper), {"long_name": "N log max sigma_max(J): upper bracket of eq. 4 "
                                                   "(Lipschitz)", **per}),
-        "entropy_change": ("time", np.cumsum(np_(rate)), {"long_name": "H_t - H_0", **cum}),
-        "change_lower": ("time", np.cumsum(np_(rate_lower)), {"long_name": "lower bound on H_t - H_0", **cum}),
-        "change_upper": ("time", np.cumsum(np_(rate_upper)), {"long_name": "upper bound on H_t - H_0", **cum}),
+        "entropy_change": ("step", np.cumsum(np_(rate)), {"long_name": "H_t - H_0", **cum}),
+        "change_lower": ("step", np.cumsum(np_(rate_lower)), {"long_name": "lower bound on H_t - H_0", **cum}),
+        "change_upper": ("step", np.cumsum(np_(rate_upper)), {"long_name": "upper bound on H_t - H_0", **cum}),
         "log_det": (st, np_(stats.log_det.T), {"long_name": "log|det J| at the state before the step", **per}),
         "sigma_min": (st, np_(stats.sigma_min.T), {"long_name": "smallest singular value of J", "units": "1"}),
         "sigma_max": (st, np_(stats.sigma_max.T), {"long_name": "largest singular value of J", "units": "1"}),

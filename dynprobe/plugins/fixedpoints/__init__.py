@@ -50,6 +50,7 @@ def dynprobe_probes() -> list[Probe]:
     return [
         Probe(
             name="fixedpoints",
+            dims=("point", "unit", "mode", "round", "pc", "sample", "time", "input", "condition"),
             run=fixedpoints,
             plot=plot,
             suggest=suggest,

@@ -33,5 +33,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="mean-field paper §3.2.2 eq. (10)-(12); scrambling paper Fig. 5; fading-memory paper §4.1",
+            dims=("sample", "horizon", "sv", "step", "time"),
         )
     ]

@@ -164,7 +164,7 @@ def jacobian(
                 per_horizon["sv"].append(sv)
                 per_horizon["ok"].append(ok)
     grad = gradient_norms(system, states, burn_in) if gradient else None
-    return _dataset(system, horizons, per_horizon, steps, grad, diverged)
+    return _dataset(system, horizons, per_horizon, steps, grad, diverged, tangent.mode)
 
 
 def _log_condition(log_sv: np.ndarray) -> np.ndarray:
@@ -173,7 +173,8 @@ def _log_condition(log_sv: np.ndarray) -> np.ndarray:
         return np.where(np.isneginf(log_sv[..., -1]), np.inf, log_sv[..., 0] - log_sv[..., -1])
 
 
-def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict, grad, diverged: Tensor) -> xr.Dataset:
+def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict, grad, diverged: Tensor,
+             linearization: str) -> xr.Dataset:
     n = system.state_dim
     ens = system.networks is not None
     lead = ["network", "sample"] if ens else ["sample"]
@@ -236,7 +237,7 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
                                    "1")
         fields["log_grad_rms"] = ([*lead, "time"], grad[1].cpu().numpy(),
                                   "log(||dh_T/dh_t||_F / sqrt(N)) (T = largest horizon)", "1")
-        coords["time"] = ("time", np.arange(horizons[-1] + 1), {"long_name": "step t", "units": "step"})
+        coords["time"] = ("time", np.arange(horizons[-1] + 1), {"long_name": "state index t of dh_T/dh_t", "units": "step"})
     if bad.any():
         warnings.warn(f"jacobian: {int(bad.sum())} of {bad.size} trajectories diverged (non-finite state); they are "
                       "flagged in 'diverged'", RuntimeWarning, stacklevel=3)
@@ -247,5 +248,5 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
                 mask = bad.reshape(bad.shape + (1,) * (value.ndim - bad.ndim))
                 fields[key] = (dims, np.where(mask, np.nan, value), long_name, units)
     ds = xr.Dataset({k: (d, v, {"long_name": ln, "units": u}) for k, (d, v, ln, u) in fields.items()}, coords=coords)
-    ds.attrs.update({"state_dim": n, "linearization": "jvp + vmap (traced when long)"})
+    ds.attrs.update({"state_dim": n, "linearization": linearization})
     return ds

@@ -105,9 +105,9 @@ def _convergence(ds: xr.Dataset, ax: Any, kwargs: dict[str, Any]) -> None:
     show = conv.exponent.values[: min(6, conv.sizes["exponent"])]
     for i in show:
         mid, lo, hi = median_band(conv.sel(exponent=i), over=("sample",))
-        line, = ax.plot(ds.time.values, mid, **{"lw": 1, "label": rf"$\lambda_{{{i}}}$", **kwargs})
+        line, = ax.plot(ds.avg_steps.values, mid, **{"lw": 1, "label": rf"$\lambda_{{{i}}}$", **kwargs})
         if lo is not None:
-            ax.fill_between(ds.time.values, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
+            ax.fill_between(ds.avg_steps.values, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
     ax.set_xscale("log")
     ax.axhline(0, color="k", lw=0.8)
     over = "median over samples" + (" and " + ", ".join(f"{d}s" for d in lead_dims(ds)) if lead_dims(ds) else "")
@@ -176,5 +176,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="fading-memory paper §2.1, App. A (QR method; Sandri 1996)",
+            dims=("sample", "exponent", "avg_steps"),
         )
     ]

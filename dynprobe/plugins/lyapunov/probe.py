@@ -123,7 +123,7 @@ def lyapunov(
         (``exponent_stderr_within``, ``exponent_stderr_between``), ``sample_stderr[sample,
         exponent]``, ``attractor[sample]`` (groups of samples whose largest exponents differ
         beyond their errors: different attractors) and ``attractors``, ``convergence[sample,
-        time, exponent]`` (running estimates at log-spaced step counts),
+        avg_steps, exponent]`` (running estimates at log-spaced step counts),
         ``kaplan_yorke_dimension``, ``entropy_rate`` (sum of positive exponents, nats/step),
         ``diverged`` and ``stuck`` per sample (a non-finite state; an exact floating-point cycle
         whose tangent dynamics expand, see :mod:`dynprobe.plugins.lyapunov.cycles`: both are left
@@ -228,7 +228,7 @@ def _dataset(system: System, out: QRRun, stuck: torch.Tensor, period: torch.Tens
     coords = {
         "sample": ("sample", np.arange(lam.shape[-2]), {"long_name": "initial condition", "units": "1"}),
         "exponent": ("exponent", np.arange(1, k + 1), {"long_name": "exponent index (1 = largest)", "units": "1"}),
-        "time": ("time", np.asarray(out.trace_steps), {"long_name": "steps averaged", "units": "step"}),
+        "avg_steps": ("avg_steps", np.asarray(out.trace_steps), {"long_name": "steps averaged", "units": "step"}),
     }
     if ens:
         coords["network"] = ("network", np.arange(system.networks), {"long_name": "network", "units": "1"})
@@ -246,7 +246,7 @@ def _dataset(system: System, out: QRRun, stuck: torch.Tensor, period: torch.Tens
                 "long_name": "standard error from the spread between samples (NaN for one sample)", **per_exp}),
             "sample_stderr": ([*lead_dims, "exponent"], unc.sample_stderr, {
                 "long_name": "standard error of each sample's exponent (time averaging)", **per_exp}),
-            "convergence": ([*lead_dims, "time", "exponent"], trace, {"long_name": "running exponent estimate", **per_exp}),
+            "convergence": ([*lead_dims, "avg_steps", "exponent"], trace, {"long_name": "running exponent estimate", **per_exp}),
             "kaplan_yorke_dimension": (lead_dims, ky, {"long_name": "Kaplan-Yorke dimension", "units": "1"}),
             "entropy_rate": (
                 lead_dims, entropy, {"long_name": "sum of positive exponents (KS entropy bound)", "units": "nats/step"}

@@ -17,7 +17,7 @@ from .critical import critical_hyper, critical_init
 from .estimate import Estimate, Prediction, estimate, predict_point
 from .montecarlo import cosine_mc, fig1_schedule
 from .plot import phase_diagram, plot
-from .probe import meanfield
+from .probe import GRID_PARAMS, meanfield
 from .report import applies, suggest, summary, verdicts
 from .theory import Grid, cosine_trajectory, predict
 
@@ -53,5 +53,6 @@ def dynprobe_probes() -> list[Probe]:
             verdicts=verdicts,
             reference="mean-field paper §3, eq. (2)-(13), Algorithm 1, App. B-E",
             ensemble="pooled",
+            dims=(*GRID_PARAMS, "horizon", "time"),
         )
     ]

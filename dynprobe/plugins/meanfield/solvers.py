@@ -53,7 +53,6 @@ class FixedPoint:
     x: np.ndarray
     slope: np.ndarray
     converged: np.ndarray
-    iterations: np.ndarray
     reason: np.ndarray  # "" where converged, else why not
     extras: tuple[np.ndarray, ...] = ()
 
@@ -85,7 +84,6 @@ def solve_variance(
     size = x.size
     slope = np.full(size, np.nan)
     extras: list[np.ndarray] = []
-    iters = np.zeros(size, dtype=np.int64)
     reason = np.full(size, "", dtype=object)
     previous = np.full(size, np.inf)
     pending: list[np.ndarray] = []  # accepted on a pass that skipped the extras
@@ -102,7 +100,6 @@ def solve_variance(
                 xa = x[active]
                 want = final and bool(np.all(previous[active] <= _LIKELY_LAST))
                 t, dt, *more = f(xa, active, want)
-                iters[active] += 1
                 g = t - xa
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rel = np.abs(g) / np.maximum(xa, t)
@@ -146,7 +143,7 @@ def solve_variance(
     reason[stuck] = (f"did not converge in {max_iter} iterations (the variance was still growing: "
                      "probably no finite fixed point)")
     x[~converged] = np.nan
-    return FixedPoint(x.reshape(shape), slope.reshape(shape), converged.reshape(shape), iters.reshape(shape),
+    return FixedPoint(x.reshape(shape), slope.reshape(shape), converged.reshape(shape),
                       reason.reshape(shape).astype(str), tuple(e.reshape(shape) for e in extras))
 
 
@@ -176,7 +173,6 @@ def solve_correlation(
     lo = np.full(size, -1.0)
     hi = np.full(size, 1.0)
     slope = np.full(size, np.nan)
-    iters = np.zeros(size, dtype=np.int64)
     done = at_one & (chi_one <= 1.0)
     c[done] = 1.0
     slope[done] = chi_one[done]
@@ -186,7 +182,6 @@ def solve_correlation(
             break
         ca = c[active]
         m, dm = cmap(ca, active)
-        iters[active] += 1
         g = m - ca
         ok = (np.abs(g) <= tol) | (hi[active] - lo[active] <= tol)
         slope[active[ok]] = dm[ok]
@@ -202,5 +197,5 @@ def solve_correlation(
     converged = np.isfinite(slope)
     reason = np.where(converged, "", f"c* did not converge in {max_iter} iterations").astype(object)
     c[~converged] = np.nan
-    return FixedPoint(c.reshape(shape), slope.reshape(shape), converged.reshape(shape), iters.reshape(shape),
+    return FixedPoint(c.reshape(shape), slope.reshape(shape), converged.reshape(shape),
                       reason.reshape(shape).astype(str))

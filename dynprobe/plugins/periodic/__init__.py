@@ -80,6 +80,7 @@ def dynprobe_probes() -> list[Probe]:
             summary=period3_summary,
             verdicts=period3_verdicts,
             reference="scrambling paper Def. 3.1, Fact 1, Lemma 4.2, §5 (Li & Yorke 1975; Sharkovsky 1964)",
+            dims=("period", "orbit", "phase", "unit", "floquet", "graph", "round"),
         ),
         Probe(
             name="scrambling",
@@ -88,6 +89,7 @@ def dynprobe_probes() -> list[Probe]:
             summary=scrambling_summary,
             verdicts=scrambling_verdicts,
             reference="scrambling paper Def. 2.1-2.2, Fig. 1",
+            dims=("sample", "time"),
         ),
         Probe(
             name="linear_regions",
@@ -97,5 +99,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=regions_summary,
             verdicts=regions_verdicts,
             reference="scrambling paper Fig. 2, Cor. 4.4",
+            dims=("horizon",),
         ),
     ]

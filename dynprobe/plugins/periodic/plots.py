@@ -187,8 +187,8 @@ def plot_linear_regions(ds: xr.Dataset, *, ax: Any = None, figsize: tuple[float,
     views = resolve_views("linear_regions", ("pieces",), view, ax)
     fig, axes = panel_axes("linear_regions", views, ax, figsize, panel_size=(6.0, 4.0))
     a = axes["pieces"]
-    t = ds.time.values
-    pieces = ds.pieces.transpose(..., "time").values.reshape(-1, len(t))
+    t = ds.horizon.values
+    pieces = ds.pieces.transpose(..., "horizon").values.reshape(-1, len(t))
     for row in pieces[:20]:
         a.plot(t, row, color="C0", lw=0.6, alpha=0.5)
     a.plot(t, np.median(pieces, 0), **{"color": "C0", "lw": 2, "label": "median" if len(pieces) > 1 else "pieces",

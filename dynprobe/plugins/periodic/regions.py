@@ -65,7 +65,7 @@ def linear_regions(
     Returns
     -------
     xarray.Dataset
-        ``pieces[network?, time]`` and ``growth_rate[network?]`` (nats/step).
+        ``pieces[network?, horizon]`` and ``growth_rate[network?]`` (nats/step).
 
     References
     ----------
@@ -103,12 +103,12 @@ def linear_regions(
     ens = system.networks is not None
     lead = ["network"] if ens else []
     pick = (lambda a: a) if ens else (lambda a: a[0])
-    coords = {"time": ("time", np.arange(1, T + 1), {"long_name": "iterate t of f^t", "units": "step"})}
+    coords = {"horizon": ("horizon", np.arange(1, T + 1), {"long_name": "iterate t of f^t", "units": "step"})}
     if ens:
         coords["network"] = ("network", np.arange(system.networks), {"long_name": "network", "units": "1"})
     return xr.Dataset(
         {
-            "pieces": ([*lead, "time"], pick(pieces), {"long_name": "linear pieces of f^t", "units": "1"}),
+            "pieces": ([*lead, "horizon"], pick(pieces), {"long_name": "linear pieces of f^t", "units": "1"}),
             "growth_rate": (lead, pick(rate), {"long_name": "growth rate of log(pieces), second half of t",
                                                "units": "nats/step"}),
         },

@@ -110,7 +110,7 @@ def regions_summary(ds: xr.Dataset) -> list[tuple[str, str]]:
     rate = np.atleast_1d(ds.growth_rate.values)
     last = np.atleast_2d(ds.pieces.values)[:, -1]
     return [
-        (f"pieces of f^{int(ds.time.values[-1])}", f"median {np.median(last):.0f}, max {last.max():.0f}"),
+        (f"pieces of f^{int(ds.horizon.values[-1])}", f"median {np.median(last):.0f}, max {last.max():.0f}"),
         ("growth rate (nats/step)", f"median {np.median(rate):.4f}; >= ln phi = {LN_PHI:.4f} in "
                                     f"{float((rate >= LN_PHI).mean()):.3f} of networks"),
     ]
@@ -137,7 +137,7 @@ def regions_verdicts(ds: xr.Dataset) -> list[Verdict]:
     if r >= LN_PHI:
         word = "exponentially (>= ln phi, as period 3 forces)"
     return [Verdict("entropy", f"linear pieces of f^t grow {word}",
-                    f"{int(np.atleast_1d(ds.pieces.values)[-1])} pieces at t = {int(ds.time.values[-1])}; "
+                    f"{int(np.atleast_1d(ds.pieces.values)[-1])} pieces at t = {int(ds.horizon.values[-1])}; "
                     f"growth {r:.3f} nats/step vs ln phi = {LN_PHI:.4f}", "scrambling paper Cor. 4.4")]
 
 

@@ -126,7 +126,8 @@ def dynprobe_probes() -> list[Probe]:
     return [
         Probe(name="gradient_propagation", run=gradient_propagation, plot=gradient_plot, summary=gradient_summary,
               suggest=_suggest("gradient_propagation"),
-              reference="fading-memory paper §2.2, §3 eq. 15, Fig. 2D"),
+              reference="fading-memory paper §2.2, §3 eq. 15, Fig. 2D", dims=("sample", "time")),
         Probe(name="hessian", run=hessian, plot=hessian_plot, summary=hessian_summary, suggest=_suggest("hessian"),
-              reference="fading-memory paper §2.2 eq. 6-9, Fig. 2C (Lanczos on Hessian-vector products)"),
+              reference="fading-memory paper §2.2 eq. 6-9, Fig. 2C (Lanczos on Hessian-vector products)",
+              dims=("eigen",)),
     ]

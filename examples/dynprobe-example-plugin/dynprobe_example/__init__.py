@@ -40,4 +40,6 @@ def state_stats(system: dynprobe.System, *, steps: int = 500, burn_in: int = 100
 
 @dynprobe.hookimpl
 def dynprobe_probes() -> list[dynprobe.Probe]:
-    return [dynprobe.Probe("state_stats", state_stats, reference="example plugin")]
+    # dims: the result's dimensions, from dynprobe.schema.VOCABULARY; an axis of your own is
+    # declared as dynprobe.Dimension(name, meaning=..., coordinate=..., units=..., kind=...)
+    return [dynprobe.Probe("state_stats", state_stats, reference="example plugin", dims=("unit",))]
