@@ -30,7 +30,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["set_threads", "choose", "applied", "PARALLEL_MIN_N"]
+__all__ = ["set_threads", "pinned", "choose", "applied", "PARALLEL_MIN_N"]
 
 PARALLEL_MIN_N = 512
 """Below this state size one thread is used whatever the load (the GEMMs are too small to split)."""
@@ -60,6 +60,22 @@ def set_threads(n: int | None) -> None:
         raise ProbeParameterError(f"threads must be an int >= 1 (or None for automatic), got {n!r}")
     _explicit = n
     torch.set_num_threads(n if n is not None else _TORCH_DEFAULT)
+
+
+@contextmanager
+def pinned(n: int) -> Iterator[None]:
+    """Every probe run inside the block uses ``n`` threads; the caller's choice (and torch's
+    setting) come back afterwards. For a batch worker, and for ``batch(workers=0)`` running in a
+    user's own process, which must not change that process's setting for good."""
+    global _explicit
+    saved_explicit, saved_torch = _explicit, torch.get_num_threads()
+    _explicit = n
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        _explicit = saved_explicit
+        torch.set_num_threads(saved_torch)
 
 
 def _cores() -> int:

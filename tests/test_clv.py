@@ -172,10 +172,11 @@ def test_vectors_are_covariant_and_grow_at_their_local_rates():
 def test_exponents_equal_lyapunov_on_the_same_settings():
     system = _lstm()
     ds = dynprobe.run("clv", system, steps=30, burn_in=20, forward_transient=40, backward_transient=50, samples=3, seed=4)
-    ly = dynprobe.run("lyapunov", system, steps=120, burn_in=20, samples=3, seed=4)
+    # the same settings: a QR every step, as clv does (lyapunov's default reorth_every is "auto")
+    ly = dynprobe.run("lyapunov", system, steps=120, burn_in=20, samples=3, seed=4, reorth_every=1)
     np.testing.assert_allclose(np.sort(ds.exponents.values, -1)[:, ::-1], ly.exponents.values, rtol=1e-12, atol=1e-14)
     top = dynprobe.run("clv", system, k=2, steps=30, burn_in=20, forward_transient=40, backward_transient=50, seed=4)
-    ly2 = dynprobe.run("lyapunov", system, k=2, steps=120, burn_in=20, seed=4)
+    ly2 = dynprobe.run("lyapunov", system, k=2, steps=120, burn_in=20, seed=4, reorth_every=1)
     np.testing.assert_allclose(top.exponents.values, ly2.exponents.values, rtol=1e-12, atol=1e-14)
 
 

@@ -186,8 +186,11 @@ def test_every_probe_refuses_a_drive_shorter_than_its_run_naming_both_lengths() 
 
     system = dynprobe.wrap(nn.GRU(1, 3), dtype=torch.float64, drive=dynprobe.sequence(torch.randn(7, 2, 1)))
     checked = []
+    # fixedpoints only takes its starting states from the drive (as many steps as it has) and
+    # searches the map with the input held: a short drive is enough for it
+    takes_starts_only = {"fixedpoints"}
     for name, spec in registry().probes().items():
-        if spec.applies is not None and spec.applies(system):
+        if (spec.applies is not None and spec.applies(system)) or name in takes_starts_only:
             continue
         try:
             params = dict(spec.suggest(system)) if spec.suggest is not None else {}

@@ -86,3 +86,19 @@ def test_bad_thread_counts_are_one_line_errors():
 def test_every_result_says_how_many_threads_it_used():
     ds = dynprobe.run("lyapunov", logistic_system(3.9), steps=50)
     assert ds.attrs["threads"] == torch.get_num_threads() >= 1
+
+
+def test_a_checkpoint_analysed_in_this_process_leaves_the_callers_threads_alone(untouched, tmp_path):
+    """batch(workers=0) runs analyse_checkpoint in the user's process: one thread inside, the
+    user's setting afterwards (set_threads(1) there used to stick for every later run)."""
+    import torch
+    from torch import nn
+
+    from dynprobe.batching.work import analyse_checkpoint
+    from dynprobe.intake import LoadOptions
+
+    torch.save(nn.GRU(1, 3).state_dict(), tmp_path / "g.pt")
+    torch.set_num_threads(3)
+    out = analyse_checkpoint(str(tmp_path / "g.pt"), {"lyapunov": {"steps": 20, "burn_in": 2}}, LoadOptions())
+    assert out.probes["lyapunov"].status == "ok"
+    assert torch.get_num_threads() == 3 and threads._explicit is None

@@ -101,21 +101,21 @@ def analyse_checkpoint(path: str, probes: Mapping[str, Mapping[str, Any]], optio
     soon as its probe finishes (see :func:`write_outcome`).
 
     Never raises for a bad checkpoint or a failing, crashing or hanging probe: the outcome
-    records the error (one line naming the file) for every probe it concerns. Sets one torch
-    thread: a worker thread is one core's worth of work.
+    records the error (one line naming the file) for every probe it concerns. Runs with one torch
+    thread (a worker thread is one core's worth of work) and restores the caller's setting.
     """
-    from ..threads import set_threads
+    from ..threads import pinned
 
-    set_threads(1)  # one thread per worker process: the workers are the parallelism
-    out = CheckpointOutcome(path=path)
-    system = _load(out, probes, options)
-    for name, params in probes.items():
-        if system is not None:
-            outcome = _measure(path, name, system, params, timeout)
-            outcome.warnings = "; ".join(filter(None, [*out.load_notes, outcome.warnings]))
-            out.probes[name] = outcome
-        if store is not None:
-            write_outcome(out, store, key, identity or {}, only=name)
+    with pinned(1):  # one thread per worker: the workers are the parallelism
+        out = CheckpointOutcome(path=path)
+        system = _load(out, probes, options)
+        for name, params in probes.items():
+            if system is not None:
+                outcome = _measure(path, name, system, params, timeout)
+                outcome.warnings = "; ".join(filter(None, [*out.load_notes, outcome.warnings]))
+                out.probes[name] = outcome
+            if store is not None:
+                write_outcome(out, store, key, identity or {}, only=name)
     return out
 
 
