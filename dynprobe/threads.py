@@ -25,6 +25,7 @@ record the number in the result's ``threads`` attr. Nested runs (a probe calling
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,7 +38,10 @@ PARALLEL_MIN_N = 512
 
 _TORCH_DEFAULT = torch.get_num_threads()
 _explicit: int | None = None
-_active = 0
+_nesting = threading.local()
+"""Per thread: how many ``applied`` blocks are open. Per thread, not per process: a probe that
+timed out keeps running in its abandoned deadline thread, and must not turn every later run of
+the process into a "nested" one that skips the policy."""
 
 
 def set_threads(n: int | None) -> None:
@@ -126,18 +130,17 @@ def applied(state_dim: int | None) -> Iterator[int]:
 
     Yields the thread count in effect. Inside another ``applied`` block nothing changes.
     """
-    global _active
-    if _active:
+    if getattr(_nesting, "depth", 0):
         yield torch.get_num_threads()
         return
     n, _ = choose(state_dim or 1)
     saved = torch.get_num_threads()
     if n != saved:
         torch.set_num_threads(n)
-    _active += 1
+    _nesting.depth = 1
     try:
         yield n
     finally:
-        _active -= 1
+        _nesting.depth = 0
         if torch.get_num_threads() != saved:
             torch.set_num_threads(saved)

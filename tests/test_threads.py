@@ -102,3 +102,27 @@ def test_a_checkpoint_analysed_in_this_process_leaves_the_callers_threads_alone(
     out = analyse_checkpoint(str(tmp_path / "g.pt"), {"lyapunov": {"steps": 20, "burn_in": 2}}, LoadOptions())
     assert out.probes["lyapunov"].status == "ok"
     assert torch.get_num_threads() == 3 and threads._explicit is None
+
+
+def test_a_run_still_going_in_another_thread_does_not_make_later_runs_nested(untouched):
+    """A probe that timed out keeps running in its abandoned deadline thread; runs in the main
+    thread meanwhile still apply the policy (the nesting count was process-wide)."""
+    import threading as th
+
+    inside, release = th.Event(), th.Event()
+
+    def hold() -> None:
+        with threads.applied(1):
+            inside.set()
+            release.wait(30)
+
+    worker = th.Thread(target=hold, daemon=True)
+    worker.start()
+    assert inside.wait(30)
+    try:
+        torch.set_num_threads(4)
+        with threads.applied(1) as n:
+            assert n == 1 == torch.get_num_threads()
+    finally:
+        release.set()
+        worker.join(30)
