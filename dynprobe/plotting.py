@@ -24,10 +24,14 @@ import xarray as xr
 from .errors import DynprobeError
 
 __all__ = ["LEAD_DIMS", "resolve_views", "panel_axes", "lead_dims", "lead_note", "median_band", "legend_outside",
-           "integer_ticks", "stack_coordinate"]
+           "integer_ticks", "stack_coordinate", "TRAINING_AXES"]
 
 LEAD_DIMS = ("checkpoint", "network")
 """Dimensions that stack whole results: a batch store's checkpoints, an ensemble's networks."""
+
+TRAINING_AXES = ("epoch", "step", "checkpoint_epoch", "checkpoint_step")
+"""Coordinates along ``checkpoint`` that say where in training it is, in order of preference
+(:func:`dynprobe.open_batch` names them ``checkpoint_*`` when the result has a dim of that name)."""
 
 
 def resolve_views(probe: str, views: Sequence[str], view: str | Sequence[str] | None, ax: Any = None) -> list[str]:
@@ -120,7 +124,7 @@ def stack_coordinate(ds: xr.Dataset) -> tuple[str, np.ndarray, str]:
     if not dims:
         raise DynprobeError("this result is not stacked along checkpoint or network; there is no trend to draw")
     dim = dims[0]
-    for name in ("epoch", "step", "checkpoint_epoch", "checkpoint_step"):
+    for name in TRAINING_AXES:
         if name in ds.coords and ds[name].dims == (dim,):
             return dim, np.asarray(ds[name].values), name
     return dim, np.arange(ds.sizes[dim]), f"{dim} (position)"

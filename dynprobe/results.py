@@ -277,6 +277,15 @@ def _holds(ds: xr.Dataset, engine: str, folder: Path) -> str:
     return ""
 
 
+def _writable_engine(path: Path) -> str:
+    """The engine of ``path``; for Zarr, the extra checked first (one line naming it, not a
+    trial write per child)."""
+    engine = _engine(path)
+    if engine == "zarr":
+        require("zarr", f"writing {str(path)!r}")
+    return engine
+
+
 def write_tree(tree: xr.DataTree, path: str | Path) -> dict[str, str]:
     """Write ``tree`` atomically to ``path``; a child the format cannot hold is left out.
 
@@ -286,9 +295,7 @@ def write_tree(tree: xr.DataTree, path: str | Path) -> dict[str, str]:
     every probe.
     """
     path = Path(path)
-    engine = _engine(path)
-    if engine == "zarr":
-        require("zarr", f"writing {str(path)!r}")  # one line naming the extra, not a trial write per child
+    engine = _writable_engine(path)
     try:
         _write(tree, path, engine)
         return {}
@@ -323,11 +330,10 @@ def save(result: xr.Dataset | xr.DataTree, path: str | Path) -> Path:
     at all is a :class:`DynprobeError`.
     """
     path = check_output_path(path, what="save:")
-    if _engine(path) == "zarr":
-        require("zarr", f"writing {str(path)!r}")
     if isinstance(result, xr.Dataset):
+        engine = _writable_engine(path)
         try:
-            _write(xr.DataTree(dataset=result), path, _engine(path))
+            _write(xr.DataTree(dataset=result), path, engine)
         except Exception as err:  # noqa: BLE001 - one line naming the file
             raise DynprobeError(f"cannot write {str(path)!r}: {_line(err)}") from err
         return path

@@ -24,11 +24,9 @@ import numpy as np
 import xarray as xr
 
 from dynprobe.errors import ProbeParameterError
+from dynprobe.plotting import TRAINING_AXES
 
 __all__ = ["track_fixed_points", "track_events", "plot_tracks"]
-
-_TRAINING_AXES = ("epoch", "step", "checkpoint_epoch", "checkpoint_step")
-"""Coordinates along ``checkpoint`` that say where in training it is (:func:`dynprobe.open_batch`)."""
 
 
 def _points(ds: xr.Dataset, along: str, kinds: tuple[str, ...]) -> list[np.ndarray]:
@@ -172,7 +170,7 @@ def _tracked(ds: xr.Dataset, along: str, tid: np.ndarray, born: list[int], paren
 
 
 def _label(ds: xr.Dataset, along: str, t: int) -> str:
-    for name in _TRAINING_AXES:
+    for name in TRAINING_AXES:
         if name in ds.coords and ds.coords[name].dims == (along,):
             return f"{name} {ds.coords[name].values[t]}"
     return f"{along} {ds[along].values[t]}" if along in ds.coords else f"{along} #{t}"
@@ -211,7 +209,7 @@ def plot_tracks(tracked: xr.Dataset, ax: Any = None) -> Any:
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
-    x = next((tracked.coords[c].values for c in _TRAINING_AXES if c in tracked.coords), np.arange(tracked.sizes[along]))
+    x = next((tracked.coords[c].values for c in TRAINING_AXES if c in tracked.coords), np.arange(tracked.sizes[along]))
     states = tracked.track_state.values  # [K, T, n]
     flat = states[np.isfinite(states).all(-1)]
     center = flat.mean(0) if len(flat) else 0.0
@@ -223,6 +221,6 @@ def plot_tracks(tracked: xr.Dataset, ax: Any = None) -> Any:
         ax.plot(x, np.where(stab, y[k], np.nan), "-", color=color, lw=1.5)
         ax.plot(x, np.where(~stab, y[k], np.nan), "--", color=color, lw=1.0)
         ax.plot(x, y[k], ".", color=color, ms=3)
-    xlabel = next((c for c in _TRAINING_AXES if c in tracked.coords), along)
+    xlabel = next((c for c in TRAINING_AXES if c in tracked.coords), along)
     ax.set(xlabel=xlabel, ylabel="first principal coordinate", title="fixed points along training (solid: stable)")
     return fig if fig is not None else ax.figure
