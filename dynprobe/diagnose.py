@@ -33,7 +33,7 @@ from .deadline import DEFAULT_TIMEOUT_S, call_with_deadline
 from .planning import Plan, plan
 from .progress import ProbeProgress
 from .registry import registry
-from .results import check_output_path, to_json, write_tree
+from .results import check_output_path, extend_tree, to_json, write_tree
 from .specs import Verdict
 from .system import System
 from .timings import format_duration, remember, timing_key
@@ -145,6 +145,7 @@ class _Run:
                                    {p.name: dict(p.params) for p in planned.runs}, quick=quick, timeout_s=timeout,
                                    out=out)
         self.start = time.perf_counter()
+        self.written = False  # the output file holds an earlier state of the tree
 
     def one(self, name: str, params: dict[str, Any], estimate: float | None) -> None:
         spec = registry().probe(name)
@@ -175,11 +176,12 @@ class _Run:
                 d.verdicts += [Verdict(v.topic, v.verdict, v.evidence, v.reference, probe=name) for v in spec.verdicts(ds)]
             except Exception as err:  # noqa: BLE001 - a broken verdict must not lose the result
                 d.failed[f"{name} (verdicts)"] = error_line(err)
-        self.save()
+        self.save(added=name)
         self.show.finish(name, "not saved" if name in d.unsaved else "ok", format_duration(outcome.elapsed_s))
 
-    def save(self) -> None:
-        """Bring the tree (and the output file, if any) up to date with what finished."""
+    def save(self, added: str | None = None) -> None:
+        """Bring the tree (and the output file, if any) up to date with what finished: the
+        first time the whole tree, then the one child ``added`` and the status attrs."""
         d = self.diagnosis
         d.tree = results_tree(self.system, self.children)
         d.elapsed_s = time.perf_counter() - self.start
@@ -187,7 +189,11 @@ class _Run:
             return
         tree = d.tree.copy()
         tree.attrs.update(d.status_attrs())
-        for node, reason in write_tree(tree, d.out).items():
+        if self.written:
+            left_out = extend_tree(tree, d.out, [added] if added is not None else [])
+        else:
+            left_out, self.written = write_tree(tree, d.out), True
+        for node, reason in left_out.items():
             if node not in d.unsaved:
                 d.unsaved[node] = reason
                 warnings.warn(f"dynprobe.diagnose: the result of {node!r} cannot be saved in {str(d.out)!r} "

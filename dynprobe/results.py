@@ -36,6 +36,7 @@ __all__ = [
     "to_json",
     "save",
     "write_tree",
+    "extend_tree",
     "check_output_path",
     "open_result",
     "attach",
@@ -254,13 +255,56 @@ def _write(tree: xr.DataTree, path: Path, engine: str) -> None:
         else:
             # fixed-width unicode has no Zarr v3 data type: store variable-length strings
             tree.map_over_datasets(_vlen_strings).to_zarr(tmp, mode="w", consolidated=False)
-        if tmp.is_dir() and path.exists():  # a directory cannot be renamed over another
-            old = _scratch(path)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            _remove(old)
+        _replace_with(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def _replace_with(tmp: Path, path: Path) -> None:
+    if tmp.is_dir() and path.exists():  # a directory cannot be renamed over another
+        old = _scratch(path)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        _remove(old)
+    else:
+        os.replace(tmp, path)
+
+
+def extend_tree(tree: xr.DataTree, path: str | Path, added: list[str]) -> dict[str, str]:
+    """Bring ``path``, a file :func:`write_tree` wrote from an earlier state of ``tree``, up to
+    date: write the children named in ``added`` and the root attrs, leaving the children already
+    there untouched (``diagnose`` after each probe — rewriting every finished result each time
+    cost it tens of seconds on a big network).
+
+    Atomic like :func:`write_tree`: the file is copied to a scratch name beside it, extended
+    there and renamed into place. Returns the children left out (node → one-line reason); when
+    anything goes wrong it falls back to :func:`write_tree` of the whole tree.
+    """
+    path = Path(path)
+    engine = _writable_engine(path)
+    if not path.exists():
+        return write_tree(tree, path)
+    tmp = _scratch(path)
+    try:
+        if path.is_dir():
+            shutil.copytree(path, tmp)
         else:
-            os.replace(tmp, path)
+            shutil.copyfile(path, tmp)
+        for name in added:
+            ds = tree[name].to_dataset(inherit=False)
+            if engine == "netcdf":
+                ds.to_netcdf(tmp, mode="a", group=name, engine="h5netcdf")
+            else:
+                _vlen_strings(ds).to_zarr(tmp, mode="w", group=name, consolidated=False)
+        root = xr.Dataset(attrs=tree.attrs)
+        if engine == "netcdf":
+            root.to_netcdf(tmp, mode="a", engine="h5netcdf")
+        else:
+            root.to_zarr(tmp, mode="a", consolidated=False)
+        _replace_with(tmp, path)
+        return {}
+    except Exception:  # noqa: BLE001 - a child the format cannot hold: the whole-tree path sorts it out
+        return write_tree(tree, path)
     finally:
         _remove(tmp)
 

@@ -7,6 +7,7 @@ from the signature, so ``**kwargs`` is refused at registration — "signature sh
 
 from __future__ import annotations
 
+import functools
 import inspect
 import types
 import typing
@@ -219,7 +220,20 @@ class Probe:
 
 def probe_params(run: Callable[..., Any]) -> list[ProbeParam]:
     """The options of a probe's run function; :class:`PluginError` if the signature is not
-    ``run(system, *, name: type = default, ...)``."""
+    ``run(system, *, name: type = default, ...)``. Read once per function (the docstring parse
+    costs milliseconds, and every ``dynprobe.run`` binds its parameters)."""
+    try:
+        return list(_cached_params(run))
+    except TypeError:  # an unhashable callable: read it every time
+        return list(_read_params(run))
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_params(run: Callable[..., Any]) -> tuple[ProbeParam, ...]:
+    return _read_params(run)
+
+
+def _read_params(run: Callable[..., Any]) -> tuple[ProbeParam, ...]:
     sig = inspect.signature(run)
     try:
         hints = typing.get_type_hints(run)
@@ -240,7 +254,7 @@ def probe_params(run: Callable[..., Any]) -> list[ProbeParam]:
             raise PluginError(f"probe function {where}: option {p.name!r} must be keyword-only (put it after *)")
         out.append(ProbeParam(p.name, None if p.default is p.empty else p.default,
                               hints.get(p.name, p.annotation), p.default is p.empty, helps.get(p.name, "")))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ The loop is written for speed at every size: the tangent map is called through i
 shape-specialized runner, the log rates are added in place into preallocated per-block sums,
 and the host synchronizes only while ``"auto"`` calibrates its interval (a few QRs), at the end
 of each of the ``blocks`` time blocks, and at the end — never per step, so a GPU stays busy.
-Intervals end exactly at block edges, so every block covers exactly its share of the steps.
+Intervals end exactly at block edges, so every block covers exactly its share of the steps, and at
+the checkpoints, so the running estimates are taken at the same step counts whatever the
+intervals (an ensemble's joint intervals and a single network's own give the same trace).
 """
 
 from __future__ import annotations
@@ -118,7 +120,12 @@ class _Loop:
         bad = torch.zeros((), dtype=torch.bool, device=h.device) if method == "cholesky" else None
         kappa = KAPPA_MAX[method].get(h.dtype, 1e3)
         while done < edge:
-            n = min(self.m, edge - done)
+            # an interval ends at the block edge and at the next checkpoint, so the running sums are
+            # recorded at exactly the checkpoint times whatever intervals "auto" picked
+            stop = edge
+            if self.next_cp < len(self.checkpoints):
+                stop = min(stop, self.checkpoints[self.next_cp])
+            n = min(self.m, stop - done)
             t = self.start + done
             for i in range(n):
                 h, Q = step(h, Q, t + i)

@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from dynprobe import System
+from dynprobe.drives import FeedbackDrive
 from dynprobe.linearize import jvp_columns
 
 __all__ = ["cycle_period", "stuck_on_cycles", "MAX_PERIOD", "EXPANDING"]
@@ -43,11 +44,12 @@ def cycle_period(system: System, h: Tensor, *, start: int, max_period: int = MAX
     period = torch.zeros(h.shape[:-1], dtype=torch.int64, device=h.device)
     finite = torch.isfinite(h).all(-1)  # -inf maps to -inf: divergence, not a cycle
     x = h
+    fixed_u = None if system.drive.time_varying or isinstance(system.drive, FeedbackDrive) else system.inputs(start, h)
     for p in range(1, max_period + 1):
-        x = system.map(x, start + p - 1)
+        x = system.map(x, start + p - 1) if fixed_u is None else system.step(x, fixed_u)
         hit = (x == h).all(-1) & finite & (period == 0)
         period = torch.where(hit, torch.full_like(period, p), period)
-        if bool(((period > 0) | ~finite).all()):
+        if p % 8 == 0 and bool(((period > 0) | ~finite).all()):  # a host sync every 8 steps, not every step
             break
     return period
 

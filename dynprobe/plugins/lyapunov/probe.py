@@ -32,6 +32,16 @@ REGIME_TOL = 1e-2
 perturbations grow or shrink by less than a factor e over 1/REGIME_TOL = 100 steps."""
 BLOCKS = 100
 """Time blocks of a run (fewer for short runs): batch means for the within-trajectory error."""
+MIN_BLOCK_STEPS = 10
+"""Shortest time block. Every block ends with a QR, so 3-step blocks (300 steps in 100 blocks)
+would cap ``reorth_every="auto"`` at 3 and spend more on block bookkeeping than on the run; the
+batch means of 30 blocks of 10 steps, corrected for their autocorrelation, still estimate the
+long-run variance (:mod:`dynprobe.plugins.lyapunov.uncertainty`)."""
+
+
+def _blocks(steps: int) -> int:
+    """:data:`BLOCKS` time blocks, or as many of :data:`MIN_BLOCK_STEPS` steps as a short run has."""
+    return max(1, min(BLOCKS, steps // MIN_BLOCK_STEPS))
 
 
 def kaplan_yorke(exponents: np.ndarray) -> np.ndarray:
@@ -162,7 +172,7 @@ def lyapunov(
     Q0 = qr_positive(Q0)[0].expand(*h.shape[:-1], n, k).clone()
     tangent = TangentMap(system, expected_calls=steps)
     with torch.no_grad():
-        out = qr_iterate(tangent, h, Q0, steps=steps, start=burn_in, reorth_every=m, blocks=min(BLOCKS, steps))
+        out = qr_iterate(tangent, h, Q0, steps=steps, start=burn_in, reorth_every=m, blocks=_blocks(steps))
     stuck, period, rate = stuck_on_cycles(system, h0, out.h, out.Q, start=burn_in + steps)
     return _dataset(system, out, stuck & ~out.diverged, period, rate, steps=steps, k=k, mode=tangent.mode, reorth=m)
 
