@@ -14,7 +14,10 @@ from typing import Any
 
 import xarray as xr
 
+from . import lazydask
 from .errors import DynprobeError
+
+lazydask.install()  # every result path imports this module before it makes a Dataset
 
 __all__ = ["DynprobeAccessor", "DynprobeTreeAccessor"]
 

@@ -22,7 +22,7 @@ from torch import nn
 
 import dynprobe
 from dynprobe.api import run_guarded
-from dynprobe.diagnose import _plan
+from dynprobe.planning import plan
 from dynprobe.registry import registry
 
 MODELS = {
@@ -68,9 +68,9 @@ result = {{"inner_wall_s": time.perf_counter() - t0}}
 def test_share_per_probe(checkpoints, name):
     torch.set_num_threads(1)
     system = dynprobe.load_system(str(checkpoints[name]), dtype=torch.float64)
-    plan, _ = _plan(system, None, {})
     cpu = {}
-    for probe, params in plan.items():
+    for planned in plan(system, None, {}).runs:
+        probe, params = planned.name, dict(planned.params)
         start = time.process_time()
         if "seed" in {p.name for p in registry().probe(probe).params}:
             params = {"seed": 0, **params}
