@@ -231,7 +231,7 @@ def diagnose_cmd(model: str, report: str | None, out: str | None, probes: tuple[
     """Run every probe that applies to MODEL; print the verdicts; write the report and results.
 
     MODEL: a bundled model name, a checkpoint path, or package.module:factory. The results
-    file is rewritten after every probe, so an interrupted run (Ctrl-C) keeps what finished,
+    file grows by each probe as it finishes, so an interrupted run (Ctrl-C) keeps what finished,
     and its report is written too. Exit status 1 when no probe produced a result, 130 when
     interrupted.
     """
@@ -256,7 +256,7 @@ def diagnose_cmd(model: str, report: str | None, out: str | None, probes: tuple[
             system = resolve(model, options).system
             names = list(probes) or [n for n in registry().probes() if n not in skip]
             result = diagnose(system, probes=names, params=probe_assignments(param), seed=seed, timeout=limit,
-                              quick=quick, out=out_path, progress=False if quiet else None)
+                              quick=quick, out=out_path, progress=not quiet)
             code = 0 if result.ran else 1
         except DiagnosisInterrupted as stop:
             result, code = stop.diagnosis, 130

@@ -335,8 +335,8 @@ def write_tree(tree: xr.DataTree, path: str | Path) -> dict[str, str]:
 
     Returns the children left out (node path → one-line reason), also recorded in the
     written root's ``unsaved`` attr (JSON); :class:`DynprobeError` when even the rest cannot
-    be written. Used by :func:`save` and by ``diagnose``, which rewrites its output after
-    every probe.
+    be written. Used by :func:`save`, and by ``diagnose`` for its first write (then
+    :func:`extend_tree` adds each probe's result).
     """
     path = Path(path)
     engine = _writable_engine(path)

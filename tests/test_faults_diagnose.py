@@ -205,6 +205,12 @@ def test_progress_lines_name_every_probe_and_its_outcome(faulty, tmp_path, capsy
     assert "3 probe(s) to run; no time estimate yet" in err
     for name, outcome in (("norms", "done"), ("exits", "failed"), ("hang", "timed out")):
         assert any(name in line and outcome in line for line in err.splitlines()), err
+    # stderr is not a terminal here (a log, a batch job): one plain line per event, as it happens
+    lines = err.splitlines()
+    assert all(line.startswith("dynprobe: ") for line in lines), err
+    done = next(i for i, line in enumerate(lines) if line.startswith("dynprobe: norms done in "))
+    assert lines.index("dynprobe: norms started") < done
+    assert "dynprobe: exits failed: SystemExit: 7" in lines
     dynprobe.diagnose(_system(), probes=["norms"], progress=True)
     assert "1 probe(s) to run, estimated" in capsys.readouterr().err  # the first run's time, remembered
     dynprobe.diagnose(_system(), probes=["norms"], progress=False)
