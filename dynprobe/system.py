@@ -639,7 +639,20 @@ class System:
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:
-        """sha256 over parameter names, shapes, dtypes and values (the ``model_fingerprint``)."""
+        """sha256 over parameter names, shapes, dtypes and values (the ``model_fingerprint``).
+
+        Remembered while no parameter tensor changes (torch counts in-place writes in
+        ``Tensor._version``): every probe run records it, and hashing a big network's weights
+        each time cost milliseconds per run."""
+        state = tuple((key, id(v), v._version) for key, v in sorted(self._params.items()))
+        cached = getattr(self, "_fingerprint_cache", None)
+        if cached is not None and cached[0] == state and self._members is None:
+            return cached[1]
+        digest = self._digest()
+        self._fingerprint_cache = (state, digest)
+        return digest
+
+    def _digest(self) -> str:
         digest = hashlib.sha256()
         digest.update(self.kind.encode())
         for member in self._members or ():

@@ -114,6 +114,10 @@ def test_fingerprint_tracks_parameter_values():
     s = logistic_system(3.0)
     assert s.fingerprint() == logistic_system(3.0).fingerprint()
     assert s.fingerprint() != logistic_system(3.0000001).fingerprint()
+    # remembered between calls, but not across an in-place change of a weight
+    before = s.fingerprint()
+    next(iter(s._params.values())).add_(1e-9)
+    assert s.fingerprint() != before and s.fingerprint() == s._digest()
 
 
 def test_to_casts_parameters():
