@@ -372,3 +372,18 @@ def test_stable_orbits_reached_exactly_are_not_stuck():
     ds = dynprobe.run("lyapunov", _at_origin(linear_system(torch.diag(torch.tensor([1.5, 0.5])))), steps=300, burn_in=0)
     assert (ds.cycle_period.values == 1).all() and not ds.stuck.any()
     np.testing.assert_allclose(ds.exponent_mean.values, np.log([1.5, 0.5]), atol=5e-3)
+
+
+def test_cycle_period_is_the_least_exact_return_time():
+    from dynprobe.plugins.lyapunov.cycles import cycle_period
+
+    # a cyclic shift of coordinates is exact in floating point: period 3, or 1 on the diagonal
+    shift = dynprobe.System.from_step(lambda h, u, p: torch.roll(h, 1, dims=-1), state_dim=3, dtype=torch.float64)
+    h = torch.tensor([[0.1, 0.2, 0.3], [0.5, 0.5, 0.5], [0.1, 0.1, 0.3], [float("nan"), 0.0, 1.0]],
+                     dtype=torch.float64)
+    assert cycle_period(shift, h, start=0).tolist() == [3, 1, 3, 0]
+    assert cycle_period(shift, h, start=0, max_period=2).tolist() == [0, 1, 0, 0]
+    # an exact rotation by 90 degrees: period 4 (also past the first host sync at 8 steps), 1 at the origin
+    rotate = dynprobe.System.from_step(lambda h, u, p: torch.stack([-h[..., 1], h[..., 0]], -1), state_dim=2,
+                                       dtype=torch.float64)
+    assert cycle_period(rotate, torch.tensor([[0.3, -0.7], [0.0, 0.0]], dtype=torch.float64), start=0).tolist() == [4, 1]

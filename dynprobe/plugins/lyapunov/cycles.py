@@ -41,17 +41,18 @@ EXPANDING = 1e-2
 @torch.no_grad()
 def cycle_period(system: System, h: Tensor, *, start: int, max_period: int = MAX_PERIOD) -> Tensor:
     """Least p <= ``max_period`` with F^p(h) == h exactly (bitwise equal values), per state; 0 if none."""
-    period = torch.zeros(h.shape[:-1], dtype=torch.int64, device=h.device)
     finite = torch.isfinite(h).all(-1)  # -inf maps to -inf: divergence, not a cycle
     x = h
     fixed_u = None if system.drive.time_varying or isinstance(system.drive, FeedbackDrive) else system.inputs(start, h)
+    hits: list[Tensor] = []  # hits[p - 1]: F^p(h) == h
     for p in range(1, max_period + 1):
         x = system.map(x, start + p - 1) if fixed_u is None else system.step(x, fixed_u)
-        hit = (x == h).all(-1) & finite & (period == 0)
-        period = torch.where(hit, torch.full_like(period, p), period)
-        if p % 8 == 0 and bool(((period > 0) | ~finite).all()):  # a host sync every 8 steps, not every step
+        hits.append((x == h).all(-1))
+        if p % 8 == 0 and bool((torch.stack(hits).any(0) | ~finite).all()):  # a host sync every 8 steps
             break
-    return period
+    hit = torch.stack(hits) & finite  # [p, *lead]
+    first = hit.to(torch.int64).argmax(0) + 1  # least p (argmax: the first maximal entry)
+    return torch.where(hit.any(0), first, torch.zeros_like(first))
 
 
 @torch.no_grad()
