@@ -117,11 +117,14 @@ def test_mean_errors_are_calibrated_near_the_edge(n, samples, sign):
 
 
 @pytest.mark.slow
-def test_mean_errors_are_calibrated_on_the_henon_map_over_seeds():
-    runs = [dynprobe.run("lyapunov", henon_system(), steps=1000, samples=4, k=1, seed=100 + r) for r in range(60)]
+@pytest.mark.parametrize("steps", [1000, 300], ids=["100-blocks", "30-short-blocks"])
+def test_mean_errors_are_calibrated_on_the_henon_map_over_seeds(steps):
+    # 300 steps: a short run's 30 blocks of 10 steps (MIN_BLOCK_STEPS) must be as honest as 100 of 10
+    runs = [dynprobe.run("lyapunov", henon_system(), steps=steps, samples=4, k=1, seed=100 + r) for r in range(60)]
+    assert runs[0].attrs["blocks"] == min(100, steps // 10)
     mean = np.array([float(ds.exponent_mean[0]) for ds in runs])
     se = np.array([float(ds.exponent_stderr[0]) for ds in runs])
-    assert_calibrated((mean - HENON_LAMBDA_1) / se, "Hénon, mean of 4 samples, 60 seeds")
+    assert_calibrated((mean - HENON_LAMBDA_1) / se, f"Hénon, {steps} steps, mean of 4 samples, 60 seeds")
 
 
 @pytest.mark.slow
