@@ -135,6 +135,12 @@ class Probe:
         ``None`` (the default): any vocabulary name. :func:`dynprobe.validate` and
         :func:`dynprobe.testing.check_probe` refuse a result with any other dimension, or a
         coordinate in other units.
+    across
+        Optional ``{name: fn}``: results derived from this probe's results over a batch's
+        checkpoints, ``fn(stacked) -> xarray.Dataset`` with ``stacked`` the probe's results along
+        ``checkpoint`` as :func:`dynprobe.open_batch` reads them; ``open_batch`` adds each as the
+        node ``PROBE/name`` (``fixedpoints/tracks``: the points followed through training). A
+        function that raises is a warning naming it; the results themselves are read as always.
     """
 
     name: str
@@ -150,8 +156,16 @@ class Probe:
     version: str = ""
     estimate: Callable[[Any, Mapping[str, Any]], float | None] | None = None
     dims: tuple[str | Dimension, ...] | None = None
+    across: Mapping[str, Callable[[xr.Dataset], xr.Dataset]] | tuple[tuple[str, Callable[[xr.Dataset], xr.Dataset]], ...] = ()
 
     def __post_init__(self) -> None:
+        pairs = tuple(self.across.items()) if isinstance(self.across, Mapping) else tuple(self.across)
+        bad = [pair for pair in pairs if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)
+                                              and pair[0].isidentifier() and callable(pair[1]))]
+        if bad:
+            raise PluginError(f"probe {self.name!r}: across must map names (identifiers) to functions of the stacked "
+                              f"results; got {bad[0]!r}")
+        object.__setattr__(self, "across", pairs)  # pairs, not a dict: a Probe stays hashable
         if self.ensemble not in ENSEMBLE_MODES:
             raise PluginError(f"probe {self.name!r}: ensemble={self.ensemble!r}; use one of {', '.join(ENSEMBLE_MODES)}")
         if self.dims is not None:

@@ -130,10 +130,37 @@ def open_batch(store: str | Path) -> xr.DataTree:
         if kept:
             children[probe] = _stack([ds for ds, _ in kept], [r for _, r in kept])
     scan.warn(bs.path)
+    derived = _across(children)
     children["index"] = scan.index()
-    tree = xr.DataTree.from_dict(children)
+    tree = xr.DataTree.from_dict({**children, **derived})
     tree.attrs = dict(attrs)
     return tree
+
+
+def _across(children: dict[str, xr.Dataset]) -> dict[str, xr.Dataset]:
+    """Each installed probe's ``across`` results (:class:`~dynprobe.specs.Probe`), as nodes
+    ``PROBE/NAME``; one that fails is a warning, never a lost read."""
+    from ..api import error_line
+    from ..registry import registry
+
+    out: dict[str, xr.Dataset] = {}
+    for probe, ds in children.items():
+        try:
+            spec = registry().probe(probe)
+        except DynprobeError:  # no longer installed: its results are read all the same
+            continue
+        for name, fn in dict(spec.across).items():
+            try:
+                result = fn(ds)
+                if not isinstance(result, xr.Dataset):
+                    raise TypeError(f"returned {type(result).__name__}, not an xarray.Dataset")
+                xr.DataTree.from_dict({probe: ds, f"{probe}/{name}": result})  # aligned with the probe's node
+            except Exception as err:  # noqa: BLE001 - a derived result must not cost the read
+                warnings.warn(f"open_batch: {probe}'s {name!r} across the checkpoints failed ({error_line(err)}); "
+                              "the results are read without it", RuntimeWarning, stacklevel=3)
+                continue
+            out[f"{probe}/{name}"] = result
+    return out
 
 
 def _read(bs: BatchStore, key: str, probe: str, record: Record) -> tuple[xr.Dataset | None, str]:
