@@ -99,6 +99,12 @@ def table() -> str:
     lines += [f"| first `lyapunov` run − second ({r['name']}) | {_fmt(r['extra_s'])} | {r['peak_rss_mib']:.0f} |"
               for r in latest("first_run")]
     lines += [f"| {r['name']} | {_fmt(r['cpu_s'])} | {r['peak_rss_mib']:.0f} |" for r in latest("memory")]
+    ends = latest("diagnose")
+    if ends:
+        lines += ["", "| `dynprobe diagnose CKPT` (fresh process, report included) | wall s | CPU s | peak RSS MiB | "
+                  "1-min load |", "|---|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} | {r['peak_rss_mib']:.0f} | {r['load1']:.1f} |"
+                  for r in ends]
     shares = latest("diagnose_share")
     if shares:
         lines += ["", "| `diagnose` (default plan) | N | CPU s | per probe (CPU s) |", "|---|---|---|---|"]
