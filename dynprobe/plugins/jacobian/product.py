@@ -34,7 +34,8 @@ from torch import Tensor
 
 from dynprobe.linearize import qr_positive
 
-__all__ = ["ScaledProduct", "log_singular_values", "explicit_singular_values", "SV_RESOLUTION", "MAX_SWEEPS"]
+__all__ = ["ScaledProduct", "log_singular_values", "explicit_singular_values", "factor_singular_values",
+           "triangular_product", "SV_RESOLUTION", "MAX_SWEEPS"]
 
 SV_RESOLUTION = 1e-8
 """An explicit singular value below SV_RESOLUTION·σ₁ carries a relative rounding error above
@@ -42,6 +43,26 @@ SV_RESOLUTION = 1e-8
 MAX_SWEEPS = 60
 _SWEEP_TOL = 1e-16
 _EXP_CAP = 700.0
+
+
+_TRI_BLOCK = 128
+
+
+def triangular_product(A: Tensor, B: Tensor) -> Tensor:
+    """A·B for upper-triangular ``A, B [*lead, N, N]``, by 2×2 blocks: the two diagonal blocks
+    recursively, the off-diagonal one as A₁₁B₁₂ + A₁₂B₂₂ (two half-size products), the lower one
+    zero — about half the flops of a dense product at N = 1024, and the same float64 result up
+    to the order of the rounded sums."""
+    n = A.shape[-1]
+    if n <= _TRI_BLOCK:
+        return A @ B
+    m = n // 2
+    out = torch.empty(torch.broadcast_shapes(A.shape, B.shape), dtype=A.dtype, device=A.device)
+    out[..., :m, :m] = triangular_product(A[..., :m, :m], B[..., :m, :m])
+    out[..., m:, m:] = triangular_product(A[..., m:, m:], B[..., m:, m:])
+    out[..., m:, :m] = 0
+    out[..., :m, m:] = A[..., :m, :m] @ B[..., :m, m:] + A[..., :m, m:] @ B[..., m:, m:]
+    return out
 
 
 def _scaled_triangle(R: Tensor, log_d_old: Tensor, log_d_new: Tensor) -> Tensor:
@@ -74,9 +95,12 @@ class ScaledProduct:
         eye = torch.eye(n, dtype=torch.float64, device=Q0.device).expand(*lead, n, n).clone()
         return cls(Q0.to(torch.float64), torch.zeros(*lead, n, dtype=torch.float64, device=Q0.device), eye)
 
-    def update(self, JQ: Tensor, keep: Tensor | None = None) -> None:
+    def update(self, JQ: Tensor, keep: Tensor | None = None) -> Tensor:
         """Absorb one factor: ``JQ`` = J_t @ Q (the tangent map applied to the current Q).
-        Products where ``keep [*lead]`` is False (a diverged trajectory) are left as they were."""
+        Products where ``keep [*lead]`` is False (a diverged trajectory) are left as they were.
+
+        Returns the step's triangular factor R_t of J_t Q_{t−1} = Q_t R_t (the identity for the
+        frozen ones), so that J_t = Q_t R_t Q_{t−1}ᵀ can be replayed without the tangent map."""
         JQ = JQ.to(torch.float64)
         if keep is not None:
             JQ = torch.where(keep[..., None, None], JQ, self.Q)  # an identity step for the frozen ones
@@ -84,8 +108,9 @@ class ScaledProduct:
         diag = torch.diagonal(R, dim1=-2, dim2=-1)
         log_new = self.log_d + torch.log(diag)
         step = _scaled_triangle(R, self.log_d, log_new)
-        self.Rhat = step @ self.Rhat
+        self.Rhat = triangular_product(step, self.Rhat)
         self.Q, self.log_d = Q, log_new
+        return R
 
 
 def _blocks(coupled: Tensor) -> list[tuple[int, int]]:
@@ -154,4 +179,22 @@ def explicit_singular_values(P: Tensor) -> tuple[Tensor, Tensor]:
     safe = torch.where(finite[..., None, None], P, torch.zeros_like(P))
     sv = torch.linalg.svdvals(safe)
     ok = finite[..., None] & (sv >= SV_RESOLUTION * sv[..., :1]) & (sv > 0) & torch.isfinite(sv)
+    return sv, ok
+
+
+def factor_singular_values(log_d: Tensor, Rhat: Tensor) -> tuple[Tensor, Tensor]:
+    """What :func:`explicit_singular_values` gives for the product P, without carrying P: the
+    dense float64 SVD of its factor diag(exp(log_d))·R̂ (P·Q₀ = Q·D·R̂ with Q, Q₀ orthogonal, so
+    the singular values are the same), scaled by the largest exp(ℓᵢ) so that the SVD itself never
+    overflows. The error is again ε·σ₁ in absolute terms — no larger than the explicit product's,
+    whose T rounded matrix products add to it — and the mask keeps the same rule: σ₁ finite,
+    σᵢ ≥ SV_RESOLUTION·σ₁ and σᵢ > 0 (a product that overflows float64 resolves nothing, as P
+    would be non-finite)."""
+    log_d = log_d.to(torch.float64)
+    top = log_d.amax(-1, keepdim=True)
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))  # J = 0: every row is 0
+    factor = torch.exp(log_d - top).unsqueeze(-1) * torch.triu(Rhat.to(torch.float64))
+    with torch.no_grad():
+        sv = torch.linalg.svdvals(factor) * torch.exp(top)
+    ok = torch.isfinite(sv[..., :1]) & (sv >= SV_RESOLUTION * sv[..., :1]) & (sv > 0) & torch.isfinite(sv)
     return sv, ok
