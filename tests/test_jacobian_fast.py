@@ -179,3 +179,28 @@ def test_gradient_norms_public_function_is_unchanged(wide_rnn):
     assert float(spec[0, 0]) == pytest.approx(float(torch.log(torch.linalg.matrix_norm(G, ord=2))[0]), abs=1e-12)
     assert float(rms[0, 0]) == pytest.approx(float(torch.log(torch.linalg.matrix_norm(G)[0] / np.sqrt(G.shape[-1]))),
                                              abs=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.9, 1.1])
+def test_spectrum_takes_narrow_products_from_the_dense_svd_and_agrees_with_the_sweeps(scale):
+    """Short horizons (a narrow spectrum) skip the sweeps; the logs agree with the sweeps' to
+    ε/DENSE_RANGE, and a batch mixing narrow and wide products gives each what it gives alone."""
+    from dynprobe.plugins.jacobian.product import DENSE_RANGE, log_singular_values, spectrum
+
+    n = 30
+    Q0, _ = qr_positive(torch.randn(3, n, n, generator=_gen(7), dtype=torch.float64))
+    prod = ScaledProduct.start(Q0)
+    steps = [1, 1, 40]  # sample 2 runs 40 steps of a contraction: a range far beyond DENSE_RANGE
+    for t in range(40):
+        mix = torch.eye(n, dtype=torch.float64) + 0.1 * torch.randn(n, n, generator=_gen(100 + t), dtype=torch.float64)
+        J = scale * torch.linspace(0.5, 1.0, n, dtype=torch.float64)[:, None] * mix
+        JQ = J @ prod.Q
+        keep = torch.tensor([t < s for s in steps])
+        prod.update(JQ, keep=keep)
+    log_sv, sv, ok = spectrum(prod.log_d, prod.Rhat)
+    swept, _ = log_singular_values(prod.log_d, prod.Rhat)
+    narrow = (sv[:, -1] >= DENSE_RANGE * sv[:, 0]).numpy()
+    assert narrow[:2].all() and not narrow[2]
+    np.testing.assert_allclose(log_sv.numpy(), swept.numpy(), rtol=0, atol=10 * EPS / DENSE_RANGE)
+    alone, _, _ = spectrum(prod.log_d[2:], prod.Rhat[2:])
+    assert torch.equal(alone[0], log_sv[2])

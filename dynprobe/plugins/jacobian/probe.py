@@ -39,11 +39,11 @@ from torch import Tensor
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.linearize import TangentMap, qr_positive
+from dynprobe.linearize import TRACE_MIN_CALLS, TangentMap, qr_positive
 from dynprobe.linearize import jacobian as one_step_jacobian
 
 from .norms import spectral_norm
-from .product import ScaledProduct, factor_singular_values, log_singular_values, triangular_product
+from .product import ScaledProduct, spectrum, triangular_product
 
 __all__ = ["jacobian", "gradient_norms"]
 
@@ -61,17 +61,20 @@ def _backward(factors: Iterable[Tensor], n: int, lead: tuple[int, ...], device: 
               triangular: bool = False) -> tuple[Tensor, Tensor]:
     """log ‖G_t‖₂ and log(‖G_t‖_F/√N) for t = T..0 from G_{t−1} = G_t F_t with G_T = I, the
     factors F_T, …, F_1 given in that order; G renormalized by its Frobenius norm each step.
-    ``triangular``: every F_t is upper triangular (then so is every G_t)."""
+    ``triangular``: every F_t is upper triangular (then so is every G_t) and finite (the QR
+    factors of :meth:`ScaledProduct.update`)."""
     G = torch.eye(n, dtype=torch.float64, device=device).expand(*lead, n, n).clone()
     log_scale = torch.zeros(lead, dtype=torch.float64, device=device)
     spec = [torch.zeros_like(log_scale)]
     rms = [torch.zeros_like(log_scale)]
     start: list = [None] * max(1, math.prod(lead))
     for F in factors:
-        F = torch.where(torch.isfinite(F), F, torch.zeros_like(F))  # diverged samples: masked later
-        G = triangular_product(G, F) if triangular else G @ F
+        if triangular:
+            G = triangular_product(G, F)
+        else:
+            G = G @ torch.where(torch.isfinite(F), F, torch.zeros_like(F))  # diverged samples: masked later
         fro = torch.linalg.matrix_norm(G)
-        G = G / torch.where(fro > 0, fro, torch.ones_like(fro))[..., None, None]
+        G.div_(torch.where(fro > 0, fro, torch.ones_like(fro))[..., None, None])
         log_scale = log_scale + torch.log(fro)
         spec.append(log_scale + torch.log(spectral_norm(G, start)))
         rms.append(log_scale - 0.5 * math.log(n))
@@ -96,6 +99,9 @@ def gradient_norms(system: System, states: Sequence[Tensor], start: int) -> tupl
     return _backward(factors, system.state_dim, tuple(h_T.shape[:-1]), h_T.device)
 
 
+TRACED_FROM_N = 256
+"""From this state size on, the tangent map is traced even for a short run (``DYNPROBE_NO_TRACE``
+still turns tracing off)."""
 REPLAY_BYTES = 1 << 29
 """The backward pass replays the forward QR factors R_t (T·N² floats per trajectory) when they
 fit in this many bytes; beyond, it recomputes each one-step Jacobian from the stored states."""
@@ -167,7 +173,9 @@ def jacobian(
     gen = torch.Generator().manual_seed(int(seed) + 1)
     Q0, _ = qr_positive(torch.randn(*lead, n, n, generator=gen, dtype=torch.float64))
     product = ScaledProduct.start(Q0.to(system.device))
-    tangent = TangentMap(system, expected_calls=T)
+    # one step maps N tangent columns: from TRACED_FROM_N on, a trace's one-off cost (≈ 0.5 s) is
+    # repaid in a few steps (GRU N = 512: 27 ms a step traced, 88 ms eager), however short the run
+    tangent = TangentMap(system, expected_calls=T if n < TRACED_FROM_N else max(T, TRACE_MIN_CALLS))
     diverged = torch.zeros(lead, dtype=torch.bool)
     replay = gradient and _fits(T, lead, n)
     states, factors = [h], []
@@ -193,8 +201,7 @@ def jacobian(
             elif gradient:
                 states.append(h)
             if t in horizons:
-                log_sv, _ = log_singular_values(product.log_d, product.Rhat)
-                sv, ok = factor_singular_values(product.log_d, product.Rhat)
+                log_sv, sv, ok = spectrum(product.log_d, product.Rhat)
                 per_horizon["log_sv"].append(log_sv)
                 per_horizon["sv"].append(sv)
                 per_horizon["ok"].append(ok)
