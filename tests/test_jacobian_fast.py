@@ -204,3 +204,9 @@ def test_spectrum_takes_narrow_products_from_the_dense_svd_and_agrees_with_the_s
     np.testing.assert_allclose(log_sv.numpy(), swept.numpy(), rtol=0, atol=10 * EPS / DENSE_RANGE)
     alone, _, _ = spectrum(prod.log_d[2:], prod.Rhat[2:])
     assert torch.equal(alone[0], log_sv[2])
+    # the wide product's dense values are exp(log_sv): within the dense SVD's error, same mask bar the threshold
+    dense, dense_ok = factor_singular_values(prod.log_d, prod.Rhat)
+    both = ok & dense_ok
+    assert int(both.sum()) >= int(dense_ok.sum()) - 1 and int(both.sum()) >= int(ok.sum()) - 1
+    assert bool(((sv - dense).abs()[both] <= (100 * EPS * dense[:, :1]).expand_as(dense)[both]).all())
+    assert int(ok[2].sum()) < n  # a product whose spread float64 cannot hold in a dense SVD

@@ -27,6 +27,7 @@ SVDs); Stewart (1997) (products of matrices via graded QR).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -208,16 +209,35 @@ def factor_singular_values(log_d: Tensor, Rhat: Tensor) -> tuple[Tensor, Tensor]
 
 def spectrum(log_d: Tensor, Rhat: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``(log_sv, sv, ok)`` of the products diag(exp(log_d))·R̂: the log singular values as
-    :func:`log_singular_values` gives them, and the dense ones of :func:`factor_singular_values`.
+    :func:`log_singular_values` gives them, and the singular values a dense float64 SVD resolves
+    with their mask, by the rule of :func:`factor_singular_values`.
 
-    The dense SVD comes first; a product whose whole spectrum lies within DENSE_RANGE of σ₁ (a
-    short horizon, typically) takes its logs from it, and only the others run the transpose-QR
-    sweeps — each product by itself, so the result of one does not depend on the batch."""
-    sv, ok = factor_singular_values(log_d, Rhat)
-    narrow = ok.all(-1) & (sv[..., -1] >= DENSE_RANGE * sv[..., 0])
-    log_sv = torch.log(sv)
-    if not bool(narrow.all()):
-        wide = ~narrow
+    A product whose diagonal spans less than DENSE_RANGE (a short horizon, typically) is tried
+    with the dense SVD first, and takes its logs from it when its σ_N ≥ DENSE_RANGE·σ₁ holds.
+    The others run the transpose-QR sweeps, and their dense values are exp(log_sv) where the
+    rule resolves them — the sweeps' values, accurate to a few ε relative to each σᵢ, so within
+    the dense SVD's own error ε·σ₁. Each product is handled by itself: the result of one does not
+    depend on the batch."""
+    log_d = log_d.to(torch.float64)
+    lead, n = log_d.shape[:-1], log_d.shape[-1]
+    log_sv = torch.empty(*lead, n, dtype=torch.float64, device=log_d.device)
+    sv = torch.empty_like(log_sv)
+    ok = torch.zeros(*lead, n, dtype=torch.bool, device=log_d.device)
+    spread = log_d.amax(-1) - log_d.amin(-1)
+    narrow = torch.isfinite(spread) & (spread < -math.log(DENSE_RANGE))
+    if bool(narrow.any()):
+        sv_n, ok_n = factor_singular_values(log_d[narrow], Rhat[narrow])
+        dense = ok_n.all(-1) & (sv_n[..., -1] >= DENSE_RANGE * sv_n[..., 0])
+        keep = narrow.clone()
+        keep[narrow] = dense
+        log_sv[keep], sv[keep], ok[keep] = torch.log(sv_n[dense]), sv_n[dense], ok_n[dense]
+        narrow = keep
+    wide = ~narrow
+    if bool(wide.any()):
         swept, _ = log_singular_values(log_d[wide], Rhat[wide])
-        log_sv[wide] = swept
+        with torch.no_grad():
+            values = torch.exp(swept)
+        top = values[..., :1]
+        ok[wide] = torch.isfinite(top) & (values >= SV_RESOLUTION * top) & (values > 0) & torch.isfinite(values)
+        log_sv[wide], sv[wide] = swept, values
     return log_sv, sv, ok
