@@ -210,3 +210,22 @@ def test_spectrum_takes_narrow_products_from_the_dense_svd_and_agrees_with_the_s
     assert int(both.sum()) >= int(dense_ok.sum()) - 1 and int(both.sum()) >= int(ok.sum()) - 1
     assert bool(((sv - dense).abs()[both] <= (100 * EPS * dense[:, :1]).expand_as(dense)[both]).all())
     assert int(ok[2].sum()) < n  # a product whose spread float64 cannot hold in a dense SVD
+
+
+def test_suggest_shrinks_the_work_with_n_and_keeps_small_systems_as_they_were():
+    from dynprobe.plugins.jacobian import report
+
+    def sized(n):
+        return dynprobe.System.from_step(lambda h, u, p: h, state_dim=n, params={}, name="identity")
+
+    assert report.suggest(sized(64)) == {"horizons": (1, 10, 100), "samples": 4, "step_stats": True}
+    assert report.suggest(sized(256)) == {"horizons": (1, 10, 50), "samples": 2, "step_stats": True}
+    sample_steps, work = [], []
+    for n in (64, 128, 256, 512, 1024, 2048):
+        s = report.suggest(sized(n))
+        assert s["horizons"][0] == 1 and s["step_stats"] == (n <= 256)
+        sample_steps.append(s["samples"] * max(s["horizons"]))
+        work.append(sample_steps[-1] * n**3)
+    assert sample_steps == sorted(sample_steps, reverse=True)
+    # the O(N³) work of one run stays within a factor 6 from N = 256 to 1024 (the 1024 one is ~5 s)
+    assert max(work[2:5]) <= 6 * min(work[2:5])

@@ -88,7 +88,7 @@ def suggest(system: System) -> dict[str, Any]:
 
     Every step of every trajectory costs one tangent map on N columns, one N×N QR and one
     triangular product (plus, for the gradient pass, one more triangular product and a Lanczos
-    σ₁): O(N³), about 0.06 s at N = 512 and 0.45 s at N = 1024 on one core, the QR alone
+    σ₁): O(N³), about 0.1 s at N = 512 and 0.5 s at N = 1024 on one core, the QR alone
     0.035 s and 0.19 s. Each horizon adds its spectrum (a few transpose-QR sweeps and one dense
     SVD). Hence, by state size N:
 
@@ -96,7 +96,9 @@ def suggest(system: System) -> dict[str, Any]:
     * N ≤ 256: horizons (1, 10, 50), 2 samples, per-step statistics;
     * N ≤ 512: horizons (1, 10, 20), 1 sample, no per-step statistics (an eigenvalue problem
       per step: ``eigvals`` alone is 0.3 s at N = 512);
-    * beyond: horizons (1, 10), 1 sample.
+    * N ≤ 1024: horizons (1, 8), 1 sample;
+    * beyond: horizons (1, 4), 1 sample (the cost still grows as N³: pass ``horizons=`` to
+      look further).
 
     With one sample nothing is averaged: ``fraction_norm_exceeds_one`` is that trajectory's 0 or
     1, and the verdicts read a single trajectory (pass ``samples=`` for spread). The rates in the
@@ -110,4 +112,6 @@ def suggest(system: System) -> dict[str, Any]:
         return {"horizons": (1, 10, 50), "samples": 2, "step_stats": True}
     if n <= 512:
         return {"horizons": (1, 10, 20), "samples": 1, "step_stats": False}
-    return {"horizons": (1, 10), "samples": 1, "step_stats": False}
+    if n <= 1024:
+        return {"horizons": (1, 8), "samples": 1, "step_stats": False}
+    return {"horizons": (1, 4), "samples": 1, "step_stats": False}
