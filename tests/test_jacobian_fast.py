@@ -229,3 +229,18 @@ def test_suggest_shrinks_the_work_with_n_and_keeps_small_systems_as_they_were():
     assert sample_steps == sorted(sample_steps, reverse=True)
     # the O(N³) work of one run stays within a factor 6 from N = 256 to 1024 (the 1024 one is ~5 s)
     assert max(work[2:5]) <= 6 * min(work[2:5])
+
+
+def test_spectral_norm_falls_back_to_the_dense_svd_when_arpack_fails(monkeypatch):
+    import scipy.sparse.linalg as sla
+
+    def fail(*args, **kwargs):
+        raise sla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(sla, "eigsh", fail)
+    n = norms.LANCZOS_MIN_N
+    A = torch.randn(1, n, n, generator=_gen(4), dtype=torch.float64)
+    start = [None]
+    np.testing.assert_allclose(norms.spectral_norm(A, start).numpy(), torch.linalg.matrix_norm(A, ord=2).numpy(),
+                               rtol=4 * EPS)
+    assert start[0].shape == (n,)

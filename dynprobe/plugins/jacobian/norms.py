@@ -29,7 +29,7 @@ _NCV = 20
 
 
 def _lanczos_one(A: Tensor, v0: np.ndarray | None) -> tuple[float, np.ndarray]:
-    from scipy.sparse.linalg import LinearOperator, eigsh
+    from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 
     n = A.shape[-1]
     At = A.mT.contiguous()
@@ -39,7 +39,11 @@ def _lanczos_one(A: Tensor, v0: np.ndarray | None) -> tuple[float, np.ndarray]:
         return (A @ (At @ v)).cpu().numpy()  # torch's BLAS, under torch's thread setting
 
     op = LinearOperator((n, n), matvec=gram, dtype=np.float64)
-    vals, vecs = eigsh(op, k=1, which="LA", tol=0, v0=v0, ncv=min(_NCV, n - 1), maxiter=100 * n)
+    try:
+        vals, vecs = eigsh(op, k=1, which="LA", tol=0, v0=v0, ncv=min(_NCV, n - 1), maxiter=100 * n)
+    except (ArpackNoConvergence, ArpackError):  # never seen; the dense SVD is always right
+        U, S, _ = torch.linalg.svd(A)
+        return float(S[0]), U[:, 0].cpu().numpy()
     return float(np.sqrt(max(vals[0], 0.0))), vecs[:, 0]
 
 
