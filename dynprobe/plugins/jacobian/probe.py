@@ -1,13 +1,21 @@
 """The ``jacobian`` probe: conditioning of the end-to-end Jacobian J = ∂h_T/∂h_0 = J_T ⋯ J_1.
 
 Along trajectories of a System under its own drive, for each horizon T: the singular values of
-J (exactly, from the explicit product, where float64 resolves them; in the log domain from the
-scaled QR accumulation at any T — :mod:`dynprobe.plugins.jacobian.product`), the spectral norm ‖J‖₂ = σ₁,
+J (by a dense float64 SVD, where float64 resolves them; in the log domain from the scaled QR
+accumulation at any T — :mod:`dynprobe.plugins.jacobian.product`), the spectral norm ‖J‖₂ = σ₁,
 the condition number σ₁/σ_N, the mean squared singular value (1/N) tr JJᵀ (mean-field: χ₁^T) and
 the variance of the spectrum of JJᵀ (mean-field: eq. 12). Per step: the spectral *norm* and the
 spectral *radius* of the one-step Jacobian J_t — two different things (a non-normal J_t can have
 ‖J_t‖₂ > 1 > ρ(J_t)) that a well-known figure conflates — and (1/N) tr J_tJ_tᵀ (eq. 11). And the
 gradient-norm propagation ‖∂h_T/∂h_t‖ for t = 0..T (backpropagation through time).
+
+Cost, per trajectory and step: one tangent map on N columns, one N×N QR and one triangular
+product — O(N³), and nothing else. The dense SVD is taken of the QR factor D·R̂ (the same
+singular values as the product, :func:`~dynprobe.plugins.jacobian.product.factor_singular_values`),
+so no explicit product is carried; the backward pass replays the forward factors
+(J_t = Q_t R_t Q_{t−1}ᵀ, so ‖∂h_T/∂h_t‖ = ‖R_T ⋯ R_{t+1}‖ in both norms) instead of
+recomputing one-step Jacobians, unless they exceed :data:`REPLAY_BYTES`; and σ₁ of each
+backward product comes from warm-started Lanczos (:mod:`dynprobe.plugins.jacobian.norms`).
 
 An ensemble System (stacked networks) adds a ``network`` dimension; ``fraction_norm_exceeds_one``
 is the share of (network, sample) pairs with ‖J‖₂ > 1 (scrambling paper Fig. 5).
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -31,10 +39,11 @@ from torch import Tensor
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.linearize import TangentMap, qr_positive
+from dynprobe.linearize import TRACE_MIN_CALLS, TangentMap, qr_positive
 from dynprobe.linearize import jacobian as one_step_jacobian
 
-from .product import ScaledProduct, explicit_singular_values, log_singular_values
+from .norms import spectral_norm
+from .product import ScaledProduct, spectrum, triangular_product
 
 __all__ = ["jacobian", "gradient_norms"]
 
@@ -48,26 +57,58 @@ def _moments(log_sv: Tensor, n: int) -> tuple[Tensor, Tensor, Tensor]:
     return log_m1, torch.where(zero, torch.zeros_like(normalized), normalized), log_m2
 
 
+def _backward(factors: Iterable[Tensor], n: int, lead: tuple[int, ...], device: torch.device,
+              triangular: bool = False) -> tuple[Tensor, Tensor]:
+    """log ‖G_t‖₂ and log(‖G_t‖_F/√N) for t = T..0 from G_{t−1} = G_t F_t with G_T = I, the
+    factors F_T, …, F_1 given in that order; G renormalized by its Frobenius norm each step.
+    ``triangular``: every F_t is upper triangular (then so is every G_t) and finite (the QR
+    factors of :meth:`ScaledProduct.update`)."""
+    G = torch.eye(n, dtype=torch.float64, device=device).expand(*lead, n, n).clone()
+    log_scale = torch.zeros(lead, dtype=torch.float64, device=device)
+    spec = [torch.zeros_like(log_scale)]
+    rms = [torch.zeros_like(log_scale)]
+    start: list = [None] * max(1, math.prod(lead))
+    for F in factors:
+        if triangular:
+            G = triangular_product(G, F)
+        else:
+            G = G @ torch.where(torch.isfinite(F), F, torch.zeros_like(F))  # diverged samples: masked later
+        fro = torch.linalg.matrix_norm(G)
+        G.div_(torch.where(fro > 0, fro, torch.ones_like(fro))[..., None, None])
+        log_scale = log_scale + torch.log(fro)
+        spec.append(log_scale + torch.log(spectral_norm(G, start)))
+        rms.append(log_scale - 0.5 * math.log(n))
+    return torch.stack(spec[::-1], dim=-1), torch.stack(rms[::-1], dim=-1)
+
+
 @torch.no_grad()
 def gradient_norms(system: System, states: Sequence[Tensor], start: int) -> tuple[Tensor, Tensor]:
     """log ‖∂h_T/∂h_t‖₂ and log(‖∂h_T/∂h_t‖_F/√N) for t = 0..T, from the stored states h_0..h_T
-    (``start`` = drive time of h_0); backward accumulation G_{t−1} = G_t J_t, renormalized."""
+    (``start`` = drive time of h_0); backward accumulation G_{t−1} = G_t J_t, renormalized, with
+    every one-step Jacobian J_t recomputed from its state.
+
+    Returns ``(log_norm, log_rms)``, each ``[*lead, T + 1]``.
+
+    References
+    ----------
+    Fading-memory paper §4.1 (gradient propagation through time).
+    """
     T = len(states) - 1
     h_T = states[-1]
-    n = system.state_dim
-    G = torch.eye(n, dtype=torch.float64, device=h_T.device).expand(*h_T.shape[:-1], n, n).clone()
-    log_scale = torch.zeros(h_T.shape[:-1], dtype=torch.float64, device=h_T.device)
-    spec = [torch.zeros_like(log_scale)]
-    rms = [torch.zeros_like(log_scale)]
-    for t in range(T, 0, -1):
-        J = one_step_jacobian(system, states[t - 1], start + t - 1).to(torch.float64)
-        G = G @ torch.where(torch.isfinite(J), J, torch.zeros_like(J))  # diverged samples: masked later
-        fro = torch.linalg.matrix_norm(G)
-        G = G / torch.where(fro > 0, fro, torch.ones_like(fro))[..., None, None]
-        log_scale = log_scale + torch.log(fro)
-        spec.append(log_scale + torch.log(torch.linalg.matrix_norm(G, ord=2)))
-        rms.append(log_scale - 0.5 * math.log(n))
-    return torch.stack(spec[::-1], dim=-1), torch.stack(rms[::-1], dim=-1)
+    factors = (one_step_jacobian(system, states[t - 1], start + t - 1).to(torch.float64) for t in range(T, 0, -1))
+    return _backward(factors, system.state_dim, tuple(h_T.shape[:-1]), h_T.device)
+
+
+TRACED_FROM_N = 256
+"""From this state size on, the tangent map is traced even for a short run (``DYNPROBE_NO_TRACE``
+still turns tracing off)."""
+REPLAY_BYTES = 1 << 29
+"""The backward pass replays the forward QR factors R_t (T·N² floats per trajectory) when they
+fit in this many bytes; beyond, it recomputes each one-step Jacobian from the stored states."""
+
+
+def _fits(T: int, lead: tuple[int, ...], n: int) -> bool:
+    return T * math.prod(lead) * n * n * 8 <= REPLAY_BYTES
 
 
 def jacobian(
@@ -104,7 +145,7 @@ def jacobian(
     -------
     xarray.Dataset
         ``log_singular_values[.., sample, horizon, sv]`` (nats), ``singular_values`` and
-        ``sv_resolved`` (explicit product), ``log_spectral_norm``, ``norm_exceeds_one``,
+        ``sv_resolved`` (dense float64 SVD), ``log_spectral_norm``, ``norm_exceeds_one``,
         ``log_condition_number``, ``log_mean_sq_sv``, ``var_jjt``, ``normalized_var_jjt``
         ``[.., sample, horizon]``, ``fraction_norm_exceeds_one[horizon]``; with ``step_stats``
         ``step_spectral_norm``, ``step_spectral_radius``, ``step_mean_sq_sv [.., sample, step]``;
@@ -132,38 +173,42 @@ def jacobian(
     gen = torch.Generator().manual_seed(int(seed) + 1)
     Q0, _ = qr_positive(torch.randn(*lead, n, n, generator=gen, dtype=torch.float64))
     product = ScaledProduct.start(Q0.to(system.device))
-    eye = torch.eye(n, dtype=system.dtype, device=system.device).expand(*lead, n, n)
-    P = eye.clone()
-    tangent = TangentMap(system, expected_calls=T)
+    # one step maps N tangent columns: from TRACED_FROM_N on, a trace's one-off cost (≈ 0.5 s) is
+    # repaid in a few steps (GRU N = 512: 27 ms a step traced, 88 ms eager), however short the run
+    tangent = TangentMap(system, expected_calls=T if n < TRACED_FROM_N else max(T, TRACE_MIN_CALLS))
     diverged = torch.zeros(lead, dtype=torch.bool)
-    states = [h]
+    replay = gradient and _fits(T, lead, n)
+    states, factors = [h], []
     per_horizon: dict[str, list[Tensor]] = {"log_sv": [], "sv": [], "ok": []}
     steps: dict[str, list[Tensor]] = {"norm": [], "radius": [], "msq": []}
     with torch.no_grad():
         for t in range(1, T + 1):
-            block = torch.cat([product.Q.to(system.dtype), P], dim=-1)
-            h, JX = tangent(h, block, burn_in + t - 1)
+            Q = product.Q
+            h, JQ = tangent(h, Q.to(system.dtype), burn_in + t - 1)
             diverged |= ~torch.isfinite(h).all(-1).cpu()
-            JQ, P = JX[..., :n].to(torch.float64), JX[..., n:]
+            JQ = JQ.to(torch.float64)
             if step_stats:
-                J = JQ @ product.Q.mT
+                J = JQ @ Q.mT
                 J = torch.where(torch.isfinite(J), J, torch.zeros_like(J))  # diverged: masked later
                 steps["norm"].append(torch.linalg.matrix_norm(J, ord=2))
                 steps["radius"].append(torch.linalg.eigvals(J).abs().amax(-1))
                 steps["msq"].append((J * J).sum((-2, -1)) / n)
             finite = torch.isfinite(JQ).all(-1).all(-1) & torch.isfinite(h).all(-1)
             diverged |= ~finite.cpu()
-            product.update(JQ, keep=finite)
-            P = torch.where(finite[..., None, None], P, torch.zeros_like(P))
-            if gradient:
+            R = product.update(JQ, keep=finite)
+            if replay:
+                factors.append(R)
+            elif gradient:
                 states.append(h)
             if t in horizons:
-                log_sv, _ = log_singular_values(product.log_d, product.Rhat)
-                sv, ok = explicit_singular_values(P)
+                log_sv, sv, ok = spectrum(product.log_d, product.Rhat)
                 per_horizon["log_sv"].append(log_sv)
                 per_horizon["sv"].append(sv)
                 per_horizon["ok"].append(ok)
-    grad = gradient_norms(system, states, burn_in) if gradient else None
+    if replay:  # J_t = Q_t R_t Q_{t-1}^T and norms are orthogonally invariant: ‖∂h_T/∂h_t‖ = ‖R_T ⋯ R_{t+1}‖
+        grad = _backward(reversed(factors), n, lead, product.Q.device, triangular=True)
+    else:
+        grad = gradient_norms(system, states, burn_in) if gradient else None
     return _dataset(system, horizons, per_horizon, steps, grad, diverged, tangent.mode)
 
 
@@ -199,9 +244,9 @@ def _dataset(system: System, horizons: list[int], per_horizon: dict, steps: dict
     fields = {
         "log_singular_values": ([*lead, "horizon", "sv"], log_sv, "log singular values of dh_T/dh_0 (log-domain QR)",
                                 "1"),
-        "singular_values": ([*lead, "horizon", "sv"], sv, "singular values of dh_T/dh_0 (explicit product; NaN where "
-                            "not resolved)", "1"),
-        "sv_resolved": ([*lead, "horizon", "sv"], ok, "float64 resolves this singular value of the explicit product",
+        "singular_values": ([*lead, "horizon", "sv"], sv, "singular values of dh_T/dh_0 (dense float64 SVD; NaN "
+                            "where not resolved)", "1"),
+        "sv_resolved": ([*lead, "horizon", "sv"], ok, "a dense float64 SVD resolves this singular value (>= 1e-8 sigma_1)",
                         "1"),
         "log_spectral_norm": ([*lead, "horizon"], log_norm, "log spectral norm log ||dh_T/dh_0||_2", "1"),
         "norm_exceeds_one": ([*lead, "horizon"], log_norm > 0, "spectral norm ||dh_T/dh_0||_2 > 1", "1"),
