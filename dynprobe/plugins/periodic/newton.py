@@ -74,6 +74,7 @@ def find_periodic_orbits(
     tol: float | None = None,
     dedup: float = 1e-6,
     seed: int = 0,
+    solver: str = "auto",
 ) -> PeriodicOrbits:
     """Orbits of least period ``period`` of ``system``'s closed-loop map (time-invariant drive).
 
@@ -96,6 +97,9 @@ def find_periodic_orbits(
         Two orbit points are the same when closer than ``dedup`` × the visited states' spread.
     seed
         Seeds the starting states.
+    solver
+        ``"dense"``, ``"krylov"`` or ``"auto"`` Levenberg–Marquardt steps
+        (:func:`dynprobe.orbits.solve.refine`).
 
     Returns
     -------
@@ -117,7 +121,7 @@ def find_periodic_orbits(
         raise ProbeParameterError(f"find_periodic_orbits: starts must be >= 1, got {starts}")
     found = find_orbits(target, p, batch=batch, rounds=rounds if given is None else 1,
                         patience=patience if given is None else 1, given=given, seed=seed, tol=tol, dedup=dedup,
-                        max_iter=max_iter, slow=0.0)
+                        max_iter=max_iter, slow=0.0, solver=solver)
     order = torch.argsort(found.states[:, 0, 0], stable=True) if found.states.shape[0] else torch.zeros(0, dtype=torch.long)
     order = order[torch.argsort(found.net[order], stable=True)]
     return PeriodicOrbits(

@@ -28,6 +28,7 @@ import xarray as xr
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
+from dynprobe.orbits import resolve_solver
 
 from .certificate import lemma42, rn_weights
 from .dataset import Found, build_dataset
@@ -41,7 +42,6 @@ __all__ = ["period3", "resolve_method", "periods_of", "one_d_interval"]
 
 Method = Literal["auto", "exact", "grid", "newton"]
 
-
 def periods_of(period: int | tuple[int, ...] | list[int], *, one_d: bool = True) -> list[int]:
     """The periods a run checks, sorted: exactly those asked for (``newton``), plus 1 and 3 for
     maps of the line (``exact`` / ``grid``), where the fixed points and the period-3 orbits are
@@ -50,7 +50,6 @@ def periods_of(period: int | tuple[int, ...] | list[int], *, one_d: bool = True)
     if not asked or any(int(p) < 1 for p in asked):
         raise ProbeParameterError(f"probe 'period3': period must be an integer >= 1 or a list of them, got {period!r}")
     return sorted({*((1, 3) if one_d else ()), *(int(p) for p in asked)})
-
 
 def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
     """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps with an
@@ -74,7 +73,6 @@ def resolve_method(system: System, method: str, interval: tuple[float, float] | 
         )
     return method
 
-
 def one_d_interval(system: System, interval: tuple[float, float] | None) -> tuple[float, float] | None:
     """The interval for a 1-D run: the one given, else the model's ``arch.domain``, else None."""
     if interval is None:
@@ -83,7 +81,6 @@ def one_d_interval(system: System, interval: tuple[float, float] | None) -> tupl
     if not a < b:
         raise ProbeParameterError(f"probe 'period3': interval=({a}, {b}) must have a < b")
     return a, b
-
 
 def period3(
     system: System,
@@ -97,6 +94,7 @@ def period3(
     max_iter: int = 50,
     tol: float | None = None,
     seed: int = 0,
+    solver: str = "auto",
 ) -> xr.Dataset:
     """Periodic orbits of least period p (1, 3 and ``period``), Li–Yorke witness, Sharkovsky.
 
@@ -124,6 +122,9 @@ def period3(
         default 1e-10 (the n-D search runs in float64 whatever the System's dtype).
     seed
         Seeds the ``newton`` starting states.
+    solver
+        ``newton``: Levenberg–Marquardt steps from the dense N×N monodromy (``"dense"``),
+        matrix-free in a Krylov subspace (``"krylov"``), or ``"auto"`` (Krylov from N = 128).
 
     Returns
     -------
@@ -155,7 +156,8 @@ def period3(
             f"(got {grid}, {starts}, {rounds}, {max_iter})"
         )
     if how == "newton":
-        found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed)
+        found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
+                        solver=solver)
     else:
         # exact: the whole real line unless an interval is given; grid: the model's domain by default
         span = one_d_interval(system, interval) if how == "grid" or interval is not None else None
@@ -167,7 +169,6 @@ def period3(
             tol = 1e-9 if how == "exact" or system.dtype == torch.float64 else 1e-4
         found = (_exact if how == "exact" else _grid)(system, periods, span, grid=grid, tol=float(tol))
     return build_dataset(system, found)
-
 
 def _exact(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
     f = dense_map(system)
@@ -188,7 +189,6 @@ def _exact(system: System, periods: list[int], span, *, grid: int, tol: float) -
     found.attrs["pieces_of_f"] = int(f.n.max()) + 1
     return found
 
-
 def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
     B = 1 if system.networks is None else system.networks
     f = system_evaluator(system)
@@ -208,13 +208,14 @@ def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) ->
         )
     return found
 
-
 def _newton(system: System, periods: list[int], *, starts: int, rounds: int, max_iter: int, tol: float | None,
-            seed: int) -> Found:
+            seed: int, solver: str = "auto") -> Found:
     B = 1 if system.networks is None else system.networks
     tol = default_tol(system.dtype) if tol is None else float(tol)
     found = Found.empty("newton", periods, B, None, tol)
     for p in periods:
-        found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed))
+        found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
+                                          solver=solver))
     found.attrs["search_dtype"] = "float64"
+    found.attrs["solver"] = resolve_solver(solver, system.state_dim)
     return found
