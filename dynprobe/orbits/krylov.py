@@ -10,7 +10,8 @@ Levenberg–Marquardt problem min ‖A δ + G‖² + μ·s‖δ‖² becomes, fo
 min ‖H̄ₘ y − ‖G‖e₁‖² + μ·s‖y‖² (Vₘ has orthonormal columns), so every trial damping μ costs one
 (m+1)×m solve and one evaluation of Fᵖ, and a rejected step needs no new products — the hybrid
 Krylov method of Brown & Saad (1990). The basis grows until it solves the undamped (Newton)
-equation to relative residual :data:`ETA` (:data:`ETA_POLISH` when polishing), at most
+equation to a relative residual between :data:`ETA` and :data:`ETA_MAX` (Eisenstat & Walker
+1996; :data:`ETA_POLISH` when polishing), at most
 :data:`MAX_KRYLOV` vectors. With the same acceptance rule (a step only where it lowers ‖G‖), the
 same convergence test and the same polishing, the solutions are those of the dense method to
 within the tolerance; tests check both on the same starts.
@@ -25,7 +26,8 @@ References
 ----------
 Brown & Saad (1990), "Hybrid Krylov methods for nonlinear systems of equations", SIAM J. Sci.
 Stat. Comput. 11(3): 450–481; Saad & Schultz (1986), "GMRES", SIAM J. Sci. Stat. Comput. 7(3):
-856–869; Knoll & Keyes (2004), "Jacobian-free Newton–Krylov methods", J. Comput. Phys. 193(2).
+856–869; Eisenstat & Walker (1996), "Choosing the forcing terms in an inexact Newton method",
+SIAM J. Sci. Comput. 17(1): 16–32; Knoll & Keyes (2004), "Jacobian-free Newton–Krylov methods", J. Comput. Phys. 193(2).
 """
 
 from __future__ import annotations
@@ -38,12 +40,16 @@ from torch.func import jvp
 
 from .maps import PeriodMap, finite_norm
 
-__all__ = ["krylov_lm", "KrylovBasis", "arnoldi", "ETA", "ETA_POLISH", "ETA_ERROR", "MAX_KRYLOV", "TRIES"]
+__all__ = ["krylov_lm", "KrylovBasis", "arnoldi", "ETA", "ETA_MAX", "ETA_POLISH", "ETA_ERROR", "MAX_KRYLOV", "TRIES"]
 
-ETA = 1e-4
-"""Relative residual ‖A δ + G‖/‖G‖ to which the undamped step is solved during the iteration."""
-ETA_POLISH = 1e-9
-"""The same while polishing (residuals reach rounding level)."""
+ETA, ETA_MAX = 1e-4, 0.1
+"""Bounds of the relative residual ‖A δ + G‖/‖G‖ to which the undamped step is solved during
+the iteration: Eisenstat & Walker's (1996) choice 2, η = 0.9 (‖Gₖ‖/‖Gₖ₋₁‖)² (safeguarded),
+loose while far from a zero — where an exact step is wasted — and tight as it converges."""
+ETA_POLISH = 1e-6
+"""The same while polishing: a polished start already has ‖G‖ ≤ tol·(1 + ‖h‖∞) (1e-10 by
+default), so a step solved to 1e-6 of that leaves a residual at rounding level plus the
+quadratic term — what the exact Newton step leaves."""
 ETA_ERROR = 1e-3
 """The same for the error estimate 3‖A⁻¹G‖ (a length to two or three digits); a start whose solve
 does not get there has its error from the dense least-squares step instead."""
@@ -54,8 +60,9 @@ MAX_KRYLOV = 120
 """Most basis vectors per solve (capped at N)."""
 TRIES = 4
 """Damping values tried per basis (μ ×4 after each rejected trial) before a new basis is built."""
-CHECK_EVERY = 4
-"""Arnoldi steps between checks of the undamped residual."""
+CHECK_EVERY = 1
+"""Arnoldi steps between checks of the undamped residual (a tiny least-squares problem: cheap
+next to one product A·v, and a contractive map often needs only a handful of vectors)."""
 
 
 @dataclass(frozen=True)
@@ -97,9 +104,10 @@ def _residual(H: Tensor, beta: Tensor) -> Tensor:
     return res / beta.clamp(min=1e-300)
 
 
-def arnoldi(matvec, b: Tensor, *, eta: float, max_dim: int) -> KrylovBasis:
+def arnoldi(matvec, b: Tensor, *, eta: float | Tensor, max_dim: int) -> KrylovBasis:
     """Arnoldi on A from ``b [R, N]`` (classical Gram–Schmidt applied twice, batched over rows)
-    until the undamped least-squares residual is ≤ ``eta`` in every row or ``max_dim`` vectors."""
+    until the undamped least-squares residual is ≤ ``eta`` (a number or ``[R]``) in every row
+    or ``max_dim`` vectors."""
     R, n = b.shape
     m_max = max(1, min(int(max_dim), n))
     beta = finite_norm(b)
@@ -158,12 +166,17 @@ def krylov_lm(pmap: PeriodMap, h: Tensor, *, max_iter: int, tol: float, stall: i
     err = finite_norm(r)
     lam = torch.full(err.shape, 1e-3, dtype=h.dtype, device=h.device)
 
-    def iterate(rows: Tensor, eta: float, fixed_lam: float | None) -> None:
-        """One basis and up to TRIES damped trials for the start columns ``rows [S]``."""
-        nonlocal h, r, err, lam
+    forcing = torch.full_like(err, ETA_MAX)
+
+    def iterate(rows: Tensor, eta: float | None, fixed_lam: float | None) -> None:
+        """One basis and up to TRIES damped trials for the start columns ``rows [S]``
+        (``eta`` None: each start's Eisenstat–Walker forcing term)."""
+        nonlocal h, r, err, lam, forcing
         hc, rc, ec = h[:, rows], r[:, rows], err[:, rows]
         lc = lam[:, rows] if fixed_lam is None else torch.full_like(lam[:, rows], fixed_lam)
-        basis = arnoldi(_matvec(pmap, hc), -rc.reshape(-1, n), eta=eta, max_dim=max_dim)
+        tight = forcing[:, rows].reshape(-1) if eta is None else eta
+        basis = arnoldi(_matvec(pmap, hc), -rc.reshape(-1, n), eta=tight, max_dim=max_dim)
+        e_old = ec
         s = basis.scale().reshape(ec.shape)
         pending = torch.isfinite(ec)
         for _ in range(TRIES if fixed_lam is None else 1):
@@ -179,6 +192,13 @@ def krylov_lm(pmap: PeriodMap, h: Tensor, *, max_iter: int, tol: float, stall: i
             pending &= ~better
             if not bool(pending.any()):
                 break
+        if eta is None:  # Eisenstat & Walker (1996) choice 2 with their safeguard
+            prev = forcing[:, rows]
+            ratio = torch.nan_to_num(ec / e_old.clamp(min=1e-300), nan=1.0, posinf=1.0)
+            f = 0.9 * ratio ** 2
+            f = torch.where(0.9 * prev ** 2 > 0.1, torch.maximum(f, 0.9 * prev ** 2), f)
+            forcing = forcing.clone()
+            forcing[:, rows] = f.clamp(min=ETA, max=ETA_MAX)
         h, r, err = h.clone(), r.clone(), err.clone()
         h[:, rows], r[:, rows], err[:, rows] = hc, rc, ec
         if fixed_lam is None:
@@ -196,7 +216,7 @@ def krylov_lm(pmap: PeriodMap, h: Tensor, *, max_iter: int, tol: float, stall: i
             if not bool(moving.any()):
                 break
             before = err.clone()
-        iterate(work.any(0), ETA, None)
+        iterate(work.any(0), None, None)
     for _ in range(polish):
         rows = (torch.isfinite(err) & (err > POLISHED * target(h))).any(0)
         if bool(rows.any()):

@@ -287,6 +287,11 @@ def _assemble(pmap: PeriodMap, fixed: _Found, resting: _Found, counts: dict[str,
 def _linear_flat(pmap: PeriodMap, h: Tensor, error: Tensor, net: Tensor, B: int) -> Linearization:
     """:func:`linearize` for flat points ``h [K, N]`` of networks ``net [K]`` (padded per network)."""
     K, n = h.shape
+    if K == 0:  # nothing found: no spectrum to compute (an N×N eigenproblem of a dummy row at large N)
+        lam = torch.zeros(0, n, dtype=torch.complex128 if h.dtype == torch.float64 else torch.complex64, device=h.device)
+        none = torch.zeros(0, dtype=torch.long, device=h.device)
+        return Linearization(eigenvalues=lam, stable=none.bool(), unstable=none, marginal=none.clone(),
+                             timescale=torch.zeros(0, n, dtype=torch.float64, device=h.device))
     counts = torch.bincount(net, minlength=B)
     width = max(int(counts.max()) if K else 0, 1)
     col = torch.arange(K) - (torch.cumsum(counts, 0) - counts)[net]

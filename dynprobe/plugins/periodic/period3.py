@@ -28,7 +28,7 @@ import xarray as xr
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.orbits import resolve_solver
+from dynprobe.orbits import resolve_solver, search_system, visited_states
 
 from .certificate import lemma42, rn_weights
 from .dataset import Found, build_dataset
@@ -95,6 +95,8 @@ def period3(
     tol: float | None = None,
     seed: int = 0,
     solver: str = "auto",
+    descent_iters: int = 100,
+    samples: int = 128,
 ) -> xr.Dataset:
     """Periodic orbits of least period p (1, 3 and ``period``), Li–Yorke witness, Sharkovsky.
 
@@ -125,6 +127,11 @@ def period3(
     solver
         ``newton``: Levenberg–Marquardt steps from the dense N×N monodromy (``"dense"``),
         matrix-free in a Krylov subspace (``"krylov"``), or ``"auto"`` (Krylov from N = 128).
+    descent_iters
+        ``newton``: Adam iterations on q for the visited-state starts before Levenberg–Marquardt.
+    samples
+        ``newton``: trajectories (32 steps, from the System's initial states) whose visited
+        states seed the starts of every period.
 
     Returns
     -------
@@ -150,14 +157,14 @@ def period3(
             f"probe 'period3': needs a time-invariant map, but {system.name} has drive {system.drive.describe()}; "
             "use an autonomous, constant or feedback drive"
         )
-    if grid < 3 or starts < 1 or rounds < 1 or max_iter < 1:
+    if grid < 3 or starts < 1 or rounds < 1 or max_iter < 1 or descent_iters < 0 or samples < 1:
         raise ProbeParameterError(
-            f"probe 'period3': need grid >= 3, starts >= 1, rounds >= 1, max_iter >= 1 "
-            f"(got {grid}, {starts}, {rounds}, {max_iter})"
+            f"probe 'period3': need grid >= 3, starts >= 1, rounds >= 1, max_iter >= 1, descent_iters >= 0, "
+            f"samples >= 1 (got {grid}, {starts}, {rounds}, {max_iter}, {descent_iters}, {samples})"
         )
     if how == "newton":
         found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
-                        solver=solver)
+                        solver=solver, descent_iters=descent_iters, samples=samples)
     else:
         # exact: the whole real line unless an interval is given; grid: the model's domain by default
         span = one_d_interval(system, interval) if how == "grid" or interval is not None else None
@@ -209,13 +216,16 @@ def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) ->
     return found
 
 def _newton(system: System, periods: list[int], *, starts: int, rounds: int, max_iter: int, tol: float | None,
-            seed: int, solver: str = "auto") -> Found:
+            seed: int, solver: str = "auto", descent_iters: int = 100, samples: int = 128) -> Found:
     B = 1 if system.networks is None else system.networks
     tol = default_tol(system.dtype) if tol is None else float(tol)
     found = Found.empty("newton", periods, B, None, tol)
+    visited = visited_states(search_system(system), samples=samples, seed=seed)  # one set of seeds for every period
     for p in periods:
         found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
-                                          solver=solver))
+                                          solver=solver, descent_iters=descent_iters, visited=visited))
     found.attrs["search_dtype"] = "float64"
     found.attrs["solver"] = resolve_solver(solver, system.state_dim)
+    found.attrs["descent_iters"] = int(descent_iters)
+    found.attrs["samples"] = int(samples)
     return found
