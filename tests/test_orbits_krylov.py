@@ -133,3 +133,30 @@ def test_period3_suggestion_beyond_256_is_cut_and_says_so() -> None:
     assert one.sum() >= 1 and (ds.residual.values <= 1e-10 * (1 + np.nanmax(np.abs(ds.orbit_state.values), axis=(1, 2)))).all()
     complete = dict(zip(ds.period.values.tolist(), ds.complete.values.tolist()))
     assert not complete[1]  # found in round 0 of 2 rounds: not two quiet rounds
+
+
+def test_embedded_bistable_above_krylov_min_in_closed_form() -> None:
+    """F(h) = Q tanh(g ⊙ Qᵀh) with N = 150, three bistable coordinates (g = 2) and 147
+    contracting ones (g = 0.5): 27 fixed points in closed form, found by the Krylov solver that
+    ``auto`` picks here; a search that did not find them all must not say it is complete."""
+    from fixedpoint_systems import xstar
+
+    n = 150
+    gen = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=F64))
+    g = torch.full((n,), 0.5, dtype=F64)
+    g[:3] = 2.0
+    system = dynprobe.System.from_step(lambda h, u, p: torch.tanh((h @ p["Q"]) * p["g"]) @ p["Q"].T, state_dim=n,
+                                       params={"Q": Q, "g": g}, init=dynprobe.InitialState(scale=1.0))
+    x = xstar(2.0)
+    cube = np.array(np.meshgrid(*[(-x, 0.0, x)] * 3, indexing="ij")).reshape(3, -1).T
+    truth = np.concatenate([cube, np.zeros((27, n - 3))], axis=1) @ Q.numpy().T
+    ds = dynprobe.run("fixedpoints", system, rounds=8)
+    assert ds.attrs["solver"] == "krylov"
+    d = np.linalg.norm(ds.state.values[:, None] - truth[None], axis=-1)
+    assert d.min(1).max() < 1e-12 and len(set(d.argmin(1).tolist())) == int(ds.fixed_points)
+    assert int(ds.stable_points) == 8 and int(ds.fixed_points) >= 25
+    assert bool(ds.complete) <= (int(ds.fixed_points) == 27)
+    y = ds.state.values @ Q.numpy()  # J = Q diag(g(1 − tanh²(g y))) Qᵀ, and tanh(g y) = y at a fixed point
+    want = np.sort(g.numpy() * (1 - y ** 2), axis=1)
+    np.testing.assert_allclose(np.sort(ds.eigenvalue_real.values, axis=1), want, atol=1e-10)

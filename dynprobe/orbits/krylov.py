@@ -53,7 +53,7 @@ quadratic term — what the exact Newton step leaves."""
 ETA_ERROR = 1e-3
 """The same for the error estimate 3‖A⁻¹G‖ (a length to two or three digits); a start whose solve
 does not get there has its error from the dense least-squares step instead."""
-POLISHED = 1e-3
+POLISHED = 1e-5
 """A start whose residual is below POLISHED·tol·(1 + ‖h‖∞) is not polished further (it is at
 rounding level already; the dense solver's extra step would not move it)."""
 MAX_KRYLOV = 120
