@@ -23,14 +23,14 @@ from __future__ import annotations
 from .dedup import canonical_phase, cluster, least_period
 from .maps import PeriodMap, finite_norm, held_input, search_system
 from .search import FIXED, SLOW, OrbitSearch, find_orbits
-from .solve import Descent, Refined, descend, refine
+from .solve import KRYLOV_MIN, Descent, Refined, descend, refine, resolve_solver
 from .spectrum import Linearization, input_jacobian, linearize, timescales
 from .starts import SOURCES, Visited, draw_starts, visited_states
 
 __all__ = [
     "PeriodMap", "search_system", "held_input", "finite_norm",
     "Visited", "visited_states", "draw_starts", "SOURCES",
-    "Descent", "Refined", "descend", "refine",
+    "Descent", "Refined", "descend", "refine", "resolve_solver", "KRYLOV_MIN",
     "least_period", "cluster", "canonical_phase",
     "Linearization", "linearize", "input_jacobian", "timescales",
     "OrbitSearch", "find_orbits", "FIXED", "SLOW",

@@ -161,6 +161,7 @@ def find_orbits(
     descent_iters: int = 100,
     max_iter: int = 50,
     slow: float = 1e-2,
+    solver: str = "auto",
 ) -> OrbitSearch:
     """Fixed points (``period=1``) or periodic orbits of least period p of ``system``'s map.
 
@@ -190,6 +191,10 @@ def find_orbits(
         Adam iterations on q; Levenberg–Marquardt iterations.
     slow
         Largest speed ‖Fᵖ(h) − h‖ of a slow point, in units of the spread (0: none kept).
+    solver
+        Levenberg–Marquardt steps from the dense N×N monodromy (``"dense"``), matrix-free in a
+        Krylov subspace (``"krylov"``), or ``"auto"`` (Krylov from N =
+        :data:`dynprobe.orbits.solve.KRYLOV_MIN`); see :func:`dynprobe.orbits.solve.refine`.
 
     Returns
     -------
@@ -219,7 +224,8 @@ def find_orbits(
         S = h0.shape[1]
         start = torch.arange(offset, offset + S)
         offset += S
-        ref, least = _solve(pmap, h0, source, spread, dtol, descent_iters=descent_iters, max_iter=max_iter, tol=tol)
+        ref, least = _solve(pmap, h0, source, spread, dtol, descent_iters=descent_iters, max_iter=max_iter, tol=tol,
+                            solver=solver)
         ok = ref.converged & (least == p)
         counts["starts"] += S
         counts["converged"] += ok.sum(1)
@@ -242,14 +248,14 @@ def find_orbits(
 
 
 def _solve(pmap: PeriodMap, h0: Tensor, source: Tensor, spread: Tensor, dtol: Tensor, *, descent_iters: int,
-           max_iter: int, tol: float) -> tuple[Refined, Tensor]:
+           max_iter: int, tol: float, solver: str = "auto") -> tuple[Refined, Tensor]:
     """One round's starts ``[B, S, N]``: the :data:`DESCEND` sources descend on q first (Sussillo
     & Barak), then every start is refined; returns the refinement and each solution's least period."""
     h1 = h0.clone()
     down = torch.isin(source, torch.tensor(DESCEND))
     if descent_iters > 0 and bool(down.any()):
         h1[:, down] = descend(pmap, h0[:, down], scale=spread, iters=descent_iters).h
-    ref = refine(pmap, h1, max_iter=max_iter, tol=tol)
+    ref = refine(pmap, h1, max_iter=max_iter, tol=tol, solver=solver)
     return ref, least_period(pmap, ref.h, dtol[:, None].expand(*ref.speed.shape))
 
 
@@ -281,6 +287,11 @@ def _assemble(pmap: PeriodMap, fixed: _Found, resting: _Found, counts: dict[str,
 def _linear_flat(pmap: PeriodMap, h: Tensor, error: Tensor, net: Tensor, B: int) -> Linearization:
     """:func:`linearize` for flat points ``h [K, N]`` of networks ``net [K]`` (padded per network)."""
     K, n = h.shape
+    if K == 0:  # nothing found: no spectrum to compute (an N×N eigenproblem of a dummy row at large N)
+        lam = torch.zeros(0, n, dtype=torch.complex128 if h.dtype == torch.float64 else torch.complex64, device=h.device)
+        none = torch.zeros(0, dtype=torch.long, device=h.device)
+        return Linearization(eigenvalues=lam, stable=none.bool(), unstable=none, marginal=none.clone(),
+                             timescale=torch.zeros(0, n, dtype=torch.float64, device=h.device))
     counts = torch.bincount(net, minlength=B)
     width = max(int(counts.max()) if K else 0, 1)
     col = torch.arange(K) - (torch.cumsum(counts, 0) - counts)[net]

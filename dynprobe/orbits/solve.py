@@ -9,6 +9,9 @@
 * :func:`refine` — Levenberg–Marquardt on G: (AᵀA + μ·s·I) δ = −AᵀG with A = ∏J − I, a step
   taken only where it lowers ‖G‖ (μ ÷3), else μ ×4; then a few Gauss–Newton polishing steps,
   so converged residuals reach rounding level. Memory is bounded by doing starts in chunks.
+  From N = :data:`KRYLOV_MIN` on, the same iteration runs matrix-free
+  (:mod:`dynprobe.orbits.krylov`: the step in a Krylov subspace built from products A·v, O(N²)
+  each, instead of the N×N matrix A, O(N³) per start and iteration).
 
 Both work on ``[B, S, N]`` batches (B networks, S starts), with no Python loop over starts.
 
@@ -25,14 +28,20 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ProbeParameterError
+from .krylov import krylov_lm
 from .maps import PeriodMap, finite_norm
 
-__all__ = ["Descent", "Refined", "descend", "refine", "POLISH", "CHUNK_ELEMENTS"]
+__all__ = ["Descent", "Refined", "descend", "refine", "resolve_solver", "POLISH", "CHUNK_ELEMENTS", "KRYLOV_MIN"]
 
 POLISH = 2
 """Gauss–Newton steps after convergence (quadratic convergence: residuals reach rounding)."""
 CHUNK_ELEMENTS = 1 << 23
 """Largest number of monodromy-matrix entries (starts × N²) held at once by :func:`refine`."""
+KRYLOV_MIN = 128
+"""State dimension from which ``solver="auto"`` takes Krylov-subspace steps: below it the dense
+N×N step costs little (and is what the small-system tests pin down), above it its O(N³) per
+start and iteration dominates (seconds per iteration at N = 512 with 16 starts)."""
 BETA1, BETA2 = 0.9, 0.999
 STALL = 5
 """Levenberg–Marquardt stops early when no unconverged start gained 10 % over this many steps."""
@@ -152,17 +161,35 @@ def _lm(pmap: PeriodMap, h: Tensor, *, max_iter: int, tol: float) -> Refined:
                    error=torch.where(torch.isfinite(err), error, torch.full_like(error, float("inf"))))
 
 
-def refine(pmap: PeriodMap, h: Tensor, *, max_iter: int = 50, tol: float = 1e-10) -> Refined:
+def resolve_solver(solver: str, n: int) -> str:
+    """``"dense"`` or ``"krylov"`` for ``solver`` (``"auto"``: krylov from N = :data:`KRYLOV_MIN`)."""
+    if solver == "auto":
+        return "krylov" if n >= KRYLOV_MIN else "dense"
+    if solver not in ("dense", "krylov"):
+        raise ProbeParameterError(f"orbit search: solver={solver!r}; use 'auto', 'dense' or 'krylov'")
+    return solver
+
+
+def refine(pmap: PeriodMap, h: Tensor, *, max_iter: int = 50, tol: float = 1e-10, solver: str = "auto") -> Refined:
     """Levenberg–Marquardt on Fᵖ(h) − h from ``h [B, S, N]``, in chunks of starts.
 
     Parameters
     ----------
     max_iter
-        Iterations (each: p Jacobians and one trial step per start).
+        Iterations (each: p Jacobians, or one Krylov basis, and one or more trial steps per start).
     tol
         Converged where ‖Fᵖ(h) − h‖₂ ≤ tol·(1 + ‖h‖∞).
+    solver
+        ``"dense"`` (the N×N monodromy matrix per start), ``"krylov"`` (matrix-free,
+        :func:`dynprobe.orbits.krylov.krylov_lm`) or ``"auto"`` (:func:`resolve_solver`).
+
+    References
+    ----------
+    Levenberg (1944); Marquardt (1963); Brown & Saad (1990) for the Krylov-subspace variant.
     """
     B, S, n = h.shape
+    if resolve_solver(solver, n) == "krylov":
+        return Refined(*krylov_lm(pmap, h, max_iter=max_iter, tol=tol, stall=STALL, polish=POLISH))
     chunk = max(1, CHUNK_ELEMENTS // max(B * n * n, 1))
     parts = [_lm(pmap, h[:, lo:lo + chunk], max_iter=max_iter, tol=tol) for lo in range(0, S, chunk)]
     if len(parts) == 1:

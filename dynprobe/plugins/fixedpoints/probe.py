@@ -33,12 +33,11 @@ from torch import Tensor
 from dynprobe import System
 from dynprobe.drives import SequenceDrive
 from dynprobe.errors import ProbeParameterError
-from dynprobe.orbits import OrbitSearch, find_orbits, input_jacobian, search_system, visited_states
+from dynprobe.orbits import OrbitSearch, find_orbits, input_jacobian, resolve_solver, search_system, visited_states
 
 from .dataset import build_dataset
 
 __all__ = ["fixedpoints", "Condition", "resolve_inputs"]
-
 
 @dataclass(frozen=True)
 class Condition:
@@ -48,7 +47,6 @@ class Condition:
     value: Tensor | None
     found: OrbitSearch
     input_jacobian: Tensor
-
 
 def resolve_inputs(system: System, inputs: Any) -> tuple[list[Tensor | None], bool]:
     """``(values, grid)``: the held inputs as ``[M]`` tensors (``[None]``: the System's own drive)
@@ -78,7 +76,6 @@ def resolve_inputs(system: System, inputs: Any) -> tuple[list[Tensor | None], bo
         out.append(value)
     return out, grid
 
-
 def _given(system: System, extra: Any) -> Tensor | None:
     if extra is None:
         return None
@@ -94,7 +91,6 @@ def _given(system: System, extra: Any) -> Tensor | None:
             f"states [G, {system.state_dim}]" + (f" or [{system.networks}, G, {system.state_dim}]" if system.networks else "")
         )
     return h
-
 
 def fixedpoints(
     system: System,
@@ -113,6 +109,7 @@ def fixedpoints(
     dedup: float = 1e-6,
     slow: float = 1e-2,
     seed: int = 0,
+    solver: str = "auto",
 ) -> xr.Dataset:
     """Fixed points and slow points of the network's map, their stability and linearization.
 
@@ -148,6 +145,10 @@ def fixedpoints(
         the spread; 0 keeps none.
     seed
         Seeds the trajectories and every round's starts.
+    solver
+        Levenberg–Marquardt steps from the dense N×N Jacobian (``"dense"``), matrix-free in a
+        Krylov subspace (``"krylov"``, O(N²) per product instead of O(N³) per Jacobian), or
+        ``"auto"`` (Krylov from N = 128); the same iteration and tolerances either way.
 
     Returns
     -------
@@ -189,18 +190,18 @@ def fixedpoints(
         visited = own if seeded else visited_states(target, samples=samples, steps=steps, seed=seed)
         found = find_orbits(target, 1, visited=visited, batch=batch, rounds=rounds, patience=patience, given=given,
                             seed=seed, tol=tol, dedup=dedup, noise=noise, descent_iters=descent_iters,
-                            max_iter=max_iter, slow=slow)
+                            max_iter=max_iter, slow=slow, solver=solver)
         conditions.append(Condition(value, found, _input_jacobian(target, found)))
     attrs = {
         "search_dtype": "float64", "tol": float(tol), "dedup": float(dedup), "slow_threshold": float(slow),
         "batch": int(batch), "rounds": int(rounds), "patience": int(patience), "noise": float(noise),
-        "descent_iters": int(descent_iters),
+        "descent_iters": int(descent_iters), "max_iter": int(max_iter),
+        "solver": resolve_solver(solver, system.state_dim),
         "held_input": "own drive" if values[0] is None else ("per condition" if grid else
                                                             ", ".join(f"{v:.6g}" for v in values[0].tolist())),
         "start_drive": system.drive.describe(),
     }
     return build_dataset(system, conditions, own, grid=grid, attrs=attrs)
-
 
 def _input_jacobian(target: System, found: OrbitSearch) -> Tensor:
     """∂F/∂u at every point found, flat ``[K, N, M]`` (rows padded per network for the batch)."""

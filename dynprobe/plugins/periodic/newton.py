@@ -26,7 +26,7 @@ from torch import Tensor
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
-from dynprobe.orbits import find_orbits, search_system
+from dynprobe.orbits import Visited, find_orbits, search_system
 
 __all__ = ["PeriodicOrbits", "find_periodic_orbits", "default_tol"]
 
@@ -74,6 +74,9 @@ def find_periodic_orbits(
     tol: float | None = None,
     dedup: float = 1e-6,
     seed: int = 0,
+    solver: str = "auto",
+    descent_iters: int = 100,
+    visited: Visited | None = None,
 ) -> PeriodicOrbits:
     """Orbits of least period ``period`` of ``system``'s closed-loop map (time-invariant drive).
 
@@ -96,6 +99,14 @@ def find_periodic_orbits(
         Two orbit points are the same when closer than ``dedup`` × the visited states' spread.
     seed
         Seeds the starting states.
+    solver
+        ``"dense"``, ``"krylov"`` or ``"auto"`` Levenberg–Marquardt steps
+        (:func:`dynprobe.orbits.solve.refine`).
+    descent_iters
+        Adam iterations on q for the visited-state starts before Levenberg–Marquardt.
+    visited
+        The visited states that seed the starts (default: :func:`dynprobe.orbits.visited_states`
+        of the float64 System; pass them to share one set between periods).
 
     Returns
     -------
@@ -117,7 +128,8 @@ def find_periodic_orbits(
         raise ProbeParameterError(f"find_periodic_orbits: starts must be >= 1, got {starts}")
     found = find_orbits(target, p, batch=batch, rounds=rounds if given is None else 1,
                         patience=patience if given is None else 1, given=given, seed=seed, tol=tol, dedup=dedup,
-                        max_iter=max_iter, slow=0.0)
+                        max_iter=max_iter, slow=0.0, solver=solver,
+                        descent_iters=descent_iters, visited=visited)
     order = torch.argsort(found.states[:, 0, 0], stable=True) if found.states.shape[0] else torch.zeros(0, dtype=torch.long)
     order = order[torch.argsort(found.net[order], stable=True)]
     return PeriodicOrbits(

@@ -28,6 +28,7 @@ import xarray as xr
 
 from dynprobe import System
 from dynprobe.errors import ProbeParameterError
+from dynprobe.orbits import resolve_solver, search_system, visited_states
 
 from .certificate import lemma42, rn_weights
 from .dataset import Found, build_dataset
@@ -41,7 +42,6 @@ __all__ = ["period3", "resolve_method", "periods_of", "one_d_interval"]
 
 Method = Literal["auto", "exact", "grid", "newton"]
 
-
 def periods_of(period: int | tuple[int, ...] | list[int], *, one_d: bool = True) -> list[int]:
     """The periods a run checks, sorted: exactly those asked for (``newton``), plus 1 and 3 for
     maps of the line (``exact`` / ``grid``), where the fixed points and the period-3 orbits are
@@ -50,7 +50,6 @@ def periods_of(period: int | tuple[int, ...] | list[int], *, one_d: bool = True)
     if not asked or any(int(p) < 1 for p in asked):
         raise ProbeParameterError(f"probe 'period3': period must be an integer >= 1 or a list of them, got {period!r}")
     return sorted({*((1, 3) if one_d else ()), *(int(p) for p in asked)})
-
 
 def resolve_method(system: System, method: str, interval: tuple[float, float] | None = None) -> str:
     """``exact`` for piecewise-linear 1-D feedforward maps, ``grid`` for other 1-D maps with an
@@ -74,7 +73,6 @@ def resolve_method(system: System, method: str, interval: tuple[float, float] | 
         )
     return method
 
-
 def one_d_interval(system: System, interval: tuple[float, float] | None) -> tuple[float, float] | None:
     """The interval for a 1-D run: the one given, else the model's ``arch.domain``, else None."""
     if interval is None:
@@ -83,7 +81,6 @@ def one_d_interval(system: System, interval: tuple[float, float] | None) -> tupl
     if not a < b:
         raise ProbeParameterError(f"probe 'period3': interval=({a}, {b}) must have a < b")
     return a, b
-
 
 def period3(
     system: System,
@@ -97,6 +94,9 @@ def period3(
     max_iter: int = 50,
     tol: float | None = None,
     seed: int = 0,
+    solver: str = "auto",
+    descent_iters: int = 100,
+    samples: int = 128,
 ) -> xr.Dataset:
     """Periodic orbits of least period p (1, 3 and ``period``), Li–Yorke witness, Sharkovsky.
 
@@ -124,6 +124,14 @@ def period3(
         default 1e-10 (the n-D search runs in float64 whatever the System's dtype).
     seed
         Seeds the ``newton`` starting states.
+    solver
+        ``newton``: Levenberg–Marquardt steps from the dense N×N monodromy (``"dense"``),
+        matrix-free in a Krylov subspace (``"krylov"``), or ``"auto"`` (Krylov from N = 128).
+    descent_iters
+        ``newton``: Adam iterations on q for the visited-state starts before Levenberg–Marquardt.
+    samples
+        ``newton``: trajectories (32 steps, from the System's initial states) whose visited
+        states seed the starts of every period.
 
     Returns
     -------
@@ -149,13 +157,14 @@ def period3(
             f"probe 'period3': needs a time-invariant map, but {system.name} has drive {system.drive.describe()}; "
             "use an autonomous, constant or feedback drive"
         )
-    if grid < 3 or starts < 1 or rounds < 1 or max_iter < 1:
+    if grid < 3 or starts < 1 or rounds < 1 or max_iter < 1 or descent_iters < 0 or samples < 1:
         raise ProbeParameterError(
-            f"probe 'period3': need grid >= 3, starts >= 1, rounds >= 1, max_iter >= 1 "
-            f"(got {grid}, {starts}, {rounds}, {max_iter})"
+            f"probe 'period3': need grid >= 3, starts >= 1, rounds >= 1, max_iter >= 1, descent_iters >= 0, "
+            f"samples >= 1 (got {grid}, {starts}, {rounds}, {max_iter}, {descent_iters}, {samples})"
         )
     if how == "newton":
-        found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed)
+        found = _newton(system, periods, starts=starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
+                        solver=solver, descent_iters=descent_iters, samples=samples)
     else:
         # exact: the whole real line unless an interval is given; grid: the model's domain by default
         span = one_d_interval(system, interval) if how == "grid" or interval is not None else None
@@ -167,7 +176,6 @@ def period3(
             tol = 1e-9 if how == "exact" or system.dtype == torch.float64 else 1e-4
         found = (_exact if how == "exact" else _grid)(system, periods, span, grid=grid, tol=float(tol))
     return build_dataset(system, found)
-
 
 def _exact(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
     f = dense_map(system)
@@ -188,7 +196,6 @@ def _exact(system: System, periods: list[int], span, *, grid: int, tol: float) -
     found.attrs["pieces_of_f"] = int(f.n.max()) + 1
     return found
 
-
 def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) -> Found:
     B = 1 if system.networks is None else system.networks
     f = system_evaluator(system)
@@ -208,13 +215,17 @@ def _grid(system: System, periods: list[int], span, *, grid: int, tol: float) ->
         )
     return found
 
-
 def _newton(system: System, periods: list[int], *, starts: int, rounds: int, max_iter: int, tol: float | None,
-            seed: int) -> Found:
+            seed: int, solver: str = "auto", descent_iters: int = 100, samples: int = 128) -> Found:
     B = 1 if system.networks is None else system.networks
     tol = default_tol(system.dtype) if tol is None else float(tol)
     found = Found.empty("newton", periods, B, None, tol)
+    visited = visited_states(search_system(system), samples=samples, seed=seed)  # one set of seeds for every period
     for p in periods:
-        found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed))
+        found.add_nd(find_periodic_orbits(system, p, starts, rounds=rounds, max_iter=max_iter, tol=tol, seed=seed,
+                                          solver=solver, descent_iters=descent_iters, visited=visited))
     found.attrs["search_dtype"] = "float64"
+    found.attrs["solver"] = resolve_solver(solver, system.state_dim)
+    found.attrs["descent_iters"] = int(descent_iters)
+    found.attrs["samples"] = int(samples)
     return found
