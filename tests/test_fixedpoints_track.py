@@ -104,9 +104,15 @@ def test_batch_over_checkpoints_then_track(tmp_path) -> None:
     dynprobe.batch([str(p) for p in paths], ["fixedpoints"], out, workers=1, nonlinearity="tanh",
                    probe_params={"fixedpoints": {"rounds": 2, "batch": 64}})
     with pytest.warns(RuntimeWarning, match="differ in size"):  # point counts differ: padded along point
-        ds = dynprobe.open_batch(out)["fixedpoints"].ds
+        tree = dynprobe.open_batch(out)
+    ds = tree["fixedpoints"].ds
     assert ds.epoch.values.tolist() == list(range(len(VALUES)))
     tr = track_fixed_points(ds)
+    # open_batch tracks them itself (Probe(across=...)): the same tracks, under fixedpoints/tracks
+    auto = tree["fixedpoints/tracks"].to_dataset()
+    assert set(auto.data_vars) == set(tr.data_vars) and auto.attrs == tr.attrs
+    for name in tr.data_vars:
+        xr.testing.assert_identical(auto[name].reset_coords(drop=True), tr[name].reset_coords(drop=True))
     origin = int(tr.track_id.values[0, np.nanargmin(np.linalg.norm(ds.state.values[0], axis=-1))])
     assert tr.track_present.values[origin].all()
     assert tr.track_stable.values[origin].tolist() == [True, True] + [False] * 5

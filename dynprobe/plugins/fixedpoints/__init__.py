@@ -66,5 +66,6 @@ def dynprobe_probes() -> list[Probe]:
             summary=summary,
             verdicts=verdicts,
             reference="Sussillo & Barak 2013 (Neural Computation 25(3)) §2-4; Golub & Sussillo 2018 (JOSS 3(31))",
+            across={"tracks": track_fixed_points},  # open_batch: the points followed through training
         )
     ]
