@@ -107,7 +107,6 @@ VOCABULARY: Mapping[str, Dimension] = _dims(
     ("exponent", "index of a Lyapunov exponent, 1 = largest", "1, 2, …", "1", "index"),
     ("sv", "singular-value index, 1 = largest", "1, 2, …", "1", "index"),
     ("eigen", "index of a loss-Hessian eigenvalue (order in attrs `which`)", "1, 2, …", "1", "index"),
-    ("floquet", "index of a Floquet multiplier of an orbit, 1 = largest modulus", "1, 2, …", "1", "index"),
     ("split", "index j of a splitting of the tangent space: the first j vectors against the rest", "1, 2, …", "1",
      "index"),
     ("unit", "state coordinate", "0…N−1, with `unit_part` (\"h\"/\"c\"), `unit_layer`, `unit_index`", "1", "index"),
@@ -116,7 +115,8 @@ VOCABULARY: Mapping[str, Dimension] = _dims(
     ("round", "round of an orbit search (a batch of fresh starts)", "1, 2, …", "1", "index"),
     ("point", "a fixed or slow point found (`fixedpoints`; padded across networks / conditions, see `valid`)",
      "0, 1, …", "1", "index"),
-    ("mode", "eigenvalue index of a Jacobian at a point, 1 = largest modulus", "1, 2, …", "1", "index"),
+    ("mode", "eigenvalue index of a linearization, 1 = largest modulus: the Jacobian at a fixed point, the "
+             "monodromy matrix (Floquet multipliers) of a periodic orbit", "1, 2, …", "1", "index"),
     ("input", "input coordinate (of u, ∂F/∂u)", "0…M−1", "1", "index"),
     ("condition", "a held constant input of an input-conditioned search", "0, 1, …, with `input_value[condition, input]`",
      "1", "index"),

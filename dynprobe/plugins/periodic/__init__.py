@@ -91,7 +91,7 @@ def dynprobe_probes() -> list[Probe]:
             summary=period3_summary,
             verdicts=period3_verdicts,
             reference="scrambling paper Def. 3.1, Fact 1, Lemma 4.2, §5 (Li & Yorke 1975; Sharkovsky 1964)",
-            dims=("period", "orbit", "phase", "unit", "floquet", "graph", "round"),
+            dims=("period", "orbit", "phase", "unit", "mode", "graph", "round"),
         ),
         Probe(
             name="scrambling",

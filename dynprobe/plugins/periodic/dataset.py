@@ -108,9 +108,9 @@ def _orbit_arrays(found: Found, n: int, ens: bool) -> dict[str, tuple]:
         "orbit_state": _var(["orbit", "phase", "unit"], cat(states),
                             "state on the periodic orbit (phase 0: smallest first coordinate)"),
         "orbit_period": _var(["orbit"], cat(period), "least period of the orbit", "step"),
-        "multiplier_real": _var(["orbit", "floquet"], cat(mre),
+        "multiplier_real": _var(["orbit", "mode"], cat(mre),
                                 "Floquet multiplier, real part (eigenvalue of the monodromy matrix)"),
-        "multiplier_imag": _var(["orbit", "floquet"], cat(mim), "Floquet multiplier, imaginary part"),
+        "multiplier_imag": _var(["orbit", "mode"], cat(mim), "Floquet multiplier, imaginary part"),
         "stable": _var(["orbit"], cat(stable), "orbit is attracting (all |multipliers| < 1)"),
         "residual": _var(["orbit"], cat(res), "max |f^p(x) - x| over the orbit (n-D: at phase 0, inf-norm)"),
     }
@@ -180,8 +180,7 @@ def build_dataset(system: System, found: Found) -> xr.Dataset:
         "period": ("period", np.asarray(found.periods), {"long_name": "period p", "units": "step"}),
         "phase": ("phase", np.arange(max(found.periods)), {"long_name": "position along the orbit", "units": "step"}),
         "unit": ("unit", np.arange(n), {"long_name": "state coordinate", "units": "1"}),
-        "floquet": ("floquet", np.arange(1, n + 1),
-                    {"long_name": "multiplier index (1 = largest modulus)", "units": "1"}),
+        "mode": ("mode", np.arange(1, n + 1), {"long_name": "Floquet multiplier index (1 = largest modulus)", "units": "1"}),
         "orbit": ("orbit", np.arange(data["orbit_period"][1].shape[0]), {"long_name": "orbit", "units": "1"}),
     }
     for key, values in system.layout.coords().items():
