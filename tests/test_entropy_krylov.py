@@ -63,6 +63,11 @@ def test_invariant_krylov_space_and_singular_matrices() -> None:
     assert (lo == 0).all()
     torch.testing.assert_close(hi, torch.linalg.svdvals(singular)[:, 0], rtol=1e-10, atol=0)
     assert torch.isneginf(log_abs_det(lu)).all()
+    mixed = torch.cat([singular, 2.5 * Q])  # singular and regular Jacobians in one batch
+    lo, hi = extreme_singular_values(mixed, exact=False)
+    assert (lo[:2] == 0).all()
+    torch.testing.assert_close(lo[2:], torch.full((3,), 2.5, dtype=F64), rtol=1e-12, atol=0)
+    torch.testing.assert_close(hi, torch.linalg.svdvals(mixed)[:, 0], rtol=1e-10, atol=0)
 
 
 def test_log_abs_det_from_the_lu_equals_slogdet() -> None:

@@ -65,8 +65,9 @@ def entropy(
     states at each step (``rate_lower``, ``rate_upper``), and the exact rate lies between them.
 
     **Lipschitz constant.** ``lipschitz_lower`` = max ‖J(h)‖₂ over the visited states and as many
-    states perturbed by ``perturb`` × the ensemble's spread (exact singular values up to N = 256,
-    power iteration beyond; a lower bound on L_f over any region containing them);
+    states perturbed by ``perturb`` × the ensemble's spread (exact singular values up to N = 256;
+    beyond, at the visited states the Lanczos σ_max of the dense J, at the perturbed ones
+    matrix-free power iteration; each a lower bound on L_f over any region containing them);
     ``lipschitz_upper`` from weight norms where the cell allows (Elman RNN: ‖W‖₂·sup|φ′|;
     one-layer LSTM: a row-sum bound on its invariant box), and the contractivity verdict of
     Def. 1: contractive / not_contractive / undetermined.
@@ -82,8 +83,8 @@ def entropy(
         Size of the perturbations (relative to the per-coordinate spread of the visited
         states, plus 1e-3) at which ‖J‖₂ is also evaluated.
     power_iters
-        Power-iteration steps per state beyond N = 256 (up to there ‖J‖₂ is exact, from the
-        dense Jacobian's singular values).
+        Power-iteration steps per perturbed state beyond N = 256 (up to there ‖J‖₂ is exact,
+        from the dense Jacobian's singular values).
     knn
         Also estimate H_t directly from the ensemble by the Kozachenko–Leonenko k-NN
         estimator. It follows the exact change while the ensemble keeps full dimension; once

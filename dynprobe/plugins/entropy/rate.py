@@ -57,9 +57,9 @@ def _top_ritz(apply: Callable[[Tensor], Tensor], shape: torch.Size, like: Tensor
     Lanczos with full (twice-applied Gram–Schmidt) re-orthogonalization, then Rayleigh–Ritz on the
     orthonormal basis Q: the largest eigenvalue of QᵀAQ is never above λ_max (Cauchy interlacing,
     up to rounding of order ε‖A‖), however few the steps, and equals it once the space is all of
-    R^N. A Krylov space that becomes
-    invariant is continued with a fresh random direction (Q stays orthonormal). Stops early once
-    the estimate has stopped moving (relative change < 1e-14 on every entry, twice running).
+    R^N. A Krylov space that becomes invariant is continued with a fresh random direction (Q stays
+    orthonormal). Stops early once the estimate has stopped moving (relative change < 1e-14 on
+    every entry, twice running).
     """
     B, n = shape
     k = min(steps, n)
@@ -118,9 +118,10 @@ def extreme_singular_values(J: Tensor, *, exact: bool, iters: int = KRYLOV_STEPS
     LU, piv, info = torch.linalg.lu_factor_ex(J) if lu is None else lu
     singular = info > 0
 
-    def inverse_gram(v: Tensor) -> Tensor:  # (J Jᵀ)⁻¹ v = J⁻ᵀ J⁻¹ v
+    def inverse_gram(v: Tensor) -> Tensor:  # (J Jᵀ)⁻¹ v = J⁻ᵀ J⁻¹ v; the identity for a singular J (σ_min = 0)
         x = torch.linalg.lu_solve(LU, piv, v.unsqueeze(-1))
-        return torch.linalg.lu_solve(LU, piv, x, adjoint=True).squeeze(-1)
+        y = torch.linalg.lu_solve(LU, piv, x, adjoint=True).squeeze(-1)
+        return torch.where(singular.unsqueeze(-1), v, y)
 
     if bool(singular.all()):
         return torch.zeros_like(smax), smax
