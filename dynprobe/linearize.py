@@ -66,7 +66,8 @@ def jvp_columns(system: System, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tenso
     traced fast path. J is the closed-loop Jacobian at step ``t``.
     """
     u_ext = system.drive.external(system, t, tuple(h.shape[:-1]))
-    return _tangent(system, h, Q, u_ext, system.params)
+    # a clone: with a view (a slice of a trajectory, x[0]) as primal, vmap-of-jvp runs 3-5x slower
+    return _tangent(system, h.clone(), Q, u_ext, system.params)
 
 
 def agrees_with_autograd(system: System, h: Tensor, Q: Tensor, u_ext: Tensor, h_next: Tensor, JQ: Tensor) -> bool:

@@ -50,20 +50,33 @@ __all__ = [
 
 FLOP_BUDGET = 2e10
 """Rough floating-point budget of a suggested sweep (a few seconds on a 2-core CPU)."""
+BYTE_BUDGET = 1.2e10
+"""Parameter bytes a suggested sweep may read. With a few samples per value a step is bound by
+reading every swept network's weights, not by its FLOPs: measured on one core, a step of an
+(N = 1024, 0.8 M-parameter) LSTM costs ~1.3 ms per value at 4 samples, ~8x what its FLOPs
+predict; the whole probe ~0.7 s per value."""
 
 
 def suggest(system: System) -> dict[str, Any]:
     """Defaults scaled to the system: θ(s) = s·θ for s around 1, with as many values as a few
-    seconds allow (cost ∝ parameters × samples × steps; a tangent step counts three)."""
+    seconds allow — at most what ``FLOP_BUDGET`` pays for (cost ∝ parameters × samples × steps;
+    a tangent step counts three) and what ``BYTE_BUDGET`` pays for (every step reads each
+    value's parameters once); at least 3 values, odd so that s = 1 is on the grid."""
     n_params = sum(int(v.numel()) for v in system.params.values()) or system.state_dim
     per_row = 2.0 * max(n_params, system.state_dim ** 2 // 4)
     samples = 8 if n_params <= 5000 else 4
     burn_in, steps = 100, 100
     work = samples * (burn_in + steps + 3 * steps)
-    count = int(np.clip(FLOP_BUDGET / (per_row * work), 11, 201))
+    reads = system.dtype.itemsize * n_params * (burn_in + steps + 3 * steps)
+    count = int(np.clip(min(FLOP_BUDGET / (per_row * work), BYTE_BUDGET / reads), 3, 201))
     count += (count + 1) % 2  # odd: s = 1 is on the grid
     return {"path": "scale", "values": f"0.5:1.5:{count}", "burn_in": burn_in, "steps": steps,
             "samples": samples, "verify": 0}
+
+
+SMOOTHNESS_BYTE_BUDGET = 2e10
+"""Parameter bytes a suggested smoothness scan may read (its batch-1 steps are bound by reading
+the weights of every grid value: ~70 ms per value for a 0.8 M-parameter LSTM over 100 steps)."""
 
 
 def summary(ds: xr.Dataset) -> list[tuple[str, str]]:
@@ -166,11 +179,18 @@ def verdicts(ds: xr.Dataset) -> list[Verdict]:
 
 
 def smoothness_suggest(system: System) -> dict[str, Any]:
-    """θ(s) = s·θ around s = 1; fewer grid points for large networks; short lengths first so
-    growth shows before the grid saturates."""
+    """θ(s) = s·θ around s = 1; fewer grid points for large networks (at most what
+    ``SMOOTHNESS_BYTE_BUDGET`` pays for: each of the max(lengths) steps reads every grid value's
+    parameters once); short lengths first so growth shows before the grid saturates. A coarser
+    grid lowers ``lipschitz_ceiling``, and ``resolved`` says where an estimate reaches it."""
     n_params = sum(int(v.numel()) for v in system.params.values()) or system.state_dim
-    count = 401 if n_params <= 5000 else 61
-    return {"values": f"0.5:1.5:{count}", "lengths": (2, 5, 10, 20, 50, 100)}
+    lengths = (2, 5, 10, 20, 50, 100)
+    if n_params <= 5000:
+        count = 401
+    else:
+        count = int(np.clip(SMOOTHNESS_BYTE_BUDGET / (system.dtype.itemsize * n_params * max(lengths)), 11, 61))
+        count += (count + 1) % 2  # odd: s = 1 (the targets' own parameters) is on the grid
+    return {"values": f"0.5:1.5:{count}", "lengths": lengths}
 
 
 def smoothness_verdicts(ds: xr.Dataset) -> list[Verdict]:
