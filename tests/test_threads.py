@@ -3,6 +3,8 @@ the choice is applied per run, restored after it, and recorded in the result."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from systems import logistic_system
@@ -20,6 +22,7 @@ def untouched(monkeypatch):
     monkeypatch.setattr(threads, "_explicit", None)
     monkeypatch.setattr(threads, "_cores", lambda: 4)
     monkeypatch.setattr(threads, "_TORCH_DEFAULT", 4)
+    monkeypatch.setattr(threads, "_own_load", lambda: 0.0)  # this test process counted as idle
     saved = torch.get_num_threads()
     torch.set_num_threads(4)
     yield monkeypatch
@@ -40,6 +43,26 @@ def test_large_systems_get_the_idle_cores(untouched, load, expected):
     _load(untouched, load)
     n, reason = threads.choose(2048)
     assert n == expected and "load" in reason
+
+
+def test_this_process_own_load_is_not_counted_as_another_process(untouched):
+    # load 2.0 on 4 cores, of which this process's own busy thread is 1.0: 3 cores are free
+    _load(untouched, 2.0)
+    untouched.setattr(threads, "_own_load", lambda: 1.0)
+    n, reason = threads.choose(2048)
+    assert n == 3 and "load of other processes 1.0" in reason
+
+
+def test_own_load_follows_this_process_cpu_use(monkeypatch):
+    # the kernel's 1-minute average of busy threads: one busy thread for a minute gives 1 - 1/e
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(threads.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(threads, "_own", {"wall": 0.0, "cpu": 0.0, "ema": 0.0})
+    clock.update(wall=60.0, cpu=60.0)
+    assert threads._own_load() == pytest.approx(1 - math.exp(-1), rel=1e-12)
+    clock.update(wall=660.0, cpu=60.0)  # ten idle minutes: the share decays away
+    assert threads._own_load() == pytest.approx((1 - math.exp(-1)) * math.exp(-10), rel=1e-12)
 
 
 def test_explicit_choices_win(untouched):
