@@ -52,11 +52,18 @@ def _closed_loop(system: System, u_ext: Tensor, params: dict[str, Tensor]) -> Ca
     return f
 
 
-def _tangent(system: System, h: Tensor, Q: Tensor, u_ext: Tensor, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+def _tangent(system: System, h: Tensor, Q: Tensor, u_ext: Tensor, params: dict[str, Tensor], *,
+             eager: bool = True) -> tuple[Tensor, Tensor]:
     f = _closed_loop(system, u_ext, params)
     h_next = f(h)
-    JQ = vmap(lambda v: jvp(f, (h,), (v,))[1], in_dims=-1, out_dims=-1)(Q)
-    return h_next, JQ
+    if eager:
+        # the tangents as one contiguous [k, *lead, N] block: vmap moves the column axis to the
+        # front, and the view of a QR's column-major Q it makes then has strides that F.linear
+        # cannot fold into one GEMM — it ran a matrix-vector product per column, 4x slower at N = k = 1024
+        columns = Q.movedim(-1, 0).clone(memory_format=torch.contiguous_format)
+        return h_next, vmap(lambda v: jvp(f, (h,), (v,))[1], in_dims=0, out_dims=-1)(columns)
+    # traced: make_fx records the ops, and the compiled program has no such dispatch to lose
+    return h_next, vmap(lambda v: jvp(f, (h,), (v,))[1], in_dims=-1, out_dims=-1)(Q)
 
 
 def jvp_columns(system: System, h: Tensor, Q: Tensor, t: int = 0) -> tuple[Tensor, Tensor]:
@@ -154,7 +161,10 @@ class TangentMap:
         def tangent(h: Tensor, Q: Tensor, u_ext: Tensor, *flat: Tensor) -> tuple[Tensor, Tensor]:
             return _tangent(system, h, Q, u_ext, dict(zip(names, flat)))
 
-        self._fn = tangent
+        def traceable(h: Tensor, Q: Tensor, u_ext: Tensor, *flat: Tensor) -> tuple[Tensor, Tensor]:
+            return _tangent(system, h, Q, u_ext, dict(zip(names, flat)), eager=False)
+
+        self._fn, self._traceable = tangent, traceable
 
     def program(self, h: Tensor, Q: Tensor, t: int = 0) -> Program | None:
         """The compiled :class:`~dynprobe.program.Program` used for inputs of this shape
@@ -221,10 +231,10 @@ class TangentMap:
             if self._static_u:
                 return lambda h, Q, t: self._fn(h, Q, u0, *flat)
             return lambda h, Q, t: self._fn(h, Q, external(t), *flat)
-        fn, mode = trace(self._fn, h, Q, u0, *flat)
+        fn, mode = trace(self._traceable, h, Q, u0, *flat)
         if mode != "traced":
             self.mode = mode
-            return lambda h, Q, t: fn(h, Q, u0 if self._static_u else external(t), *flat)
+            return lambda h, Q, t: self._fn(h, Q, u0 if self._static_u else external(t), *flat)
         try:
             program = Program.from_graph(fn)
         except ProgramError:
