@@ -41,14 +41,6 @@ STARTS = int(os.environ.get("DYNPROBE_BENCH_STARTS", "512"))
 LOOP_STARTS = 16
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
-
-
 def _search(pmap: PeriodMap, h: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     found = descend(pmap, h, scale=scale, iters=100)
     return refine(pmap, found.h).converged

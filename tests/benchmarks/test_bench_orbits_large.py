@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import time
 
-import pytest
 import torch
 from torch import nn
 
 import dynprobe
 from dynprobe.orbits import PeriodMap, draw_starts, refine, search_system, visited_states
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _cpu(fn, repeats: int = 2):

@@ -15,20 +15,11 @@ import time
 import warnings
 
 import pytest
-import torch
 
 import dynprobe
 
 NETWORKS = int(os.environ.get("DYNPROBE_BENCH_NETWORKS", "10000"))
 NOTEBOOK_GRID = 163
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def _grid_baseline(system: dynprobe.System) -> tuple[float, object]:
