@@ -76,8 +76,10 @@ class ProbeProgress:
 
     def finish(self, name: str, status: str, detail: str = "") -> None:
         if self.plain:
-            status = "done in" if status == "ok" and detail else status
-            self._say(f"{name} {status}" + (f" {detail}" if status == "done in" else f": {detail}" if detail else ""))
+            if status == "ok" and detail:  # detail: the time it took
+                self._say(f"{name} done in {detail}")
+            else:
+                self._say(f"{name} {status}" + (f": {detail}" if detail else ""))
         if self._progress is None or name not in self._tasks:
             return
         from rich.markup import escape

@@ -291,22 +291,24 @@ def extend_tree(tree: xr.DataTree, path: str | Path, added: list[str]) -> dict[s
         else:
             shutil.copyfile(path, tmp)
         for name in added:
-            ds = tree[name].to_dataset(inherit=False)
-            if engine == "netcdf":
-                ds.to_netcdf(tmp, mode="a", group=name, engine="h5netcdf")
-            else:
-                _vlen_strings(ds).to_zarr(tmp, mode="w", group=name, consolidated=False)
-        root = xr.Dataset(attrs=tree.attrs)
-        if engine == "netcdf":
-            root.to_netcdf(tmp, mode="a", engine="h5netcdf")
-        else:
-            root.to_zarr(tmp, mode="a", consolidated=False)
+            _add_node(tree[name].to_dataset(inherit=False), tmp, engine, name)
+        _add_node(xr.Dataset(attrs=tree.attrs), tmp, engine, None)  # the root's attrs
         _replace_with(tmp, path)
         return {}
     except Exception:  # noqa: BLE001 - a child the format cannot hold: the whole-tree path sorts it out
         return write_tree(tree, path)
     finally:
         _remove(tmp)
+
+
+def _add_node(ds: xr.Dataset, store: Path, engine: str, group: str | None) -> None:
+    """Write ``ds`` as node ``group`` (``None``: the root) into an existing file or store."""
+    if engine == "netcdf":
+        ds.to_netcdf(store, mode="a", group=group, engine="h5netcdf")
+    elif group is None:
+        ds.to_zarr(store, mode="a", consolidated=False)
+    else:
+        _vlen_strings(ds).to_zarr(store, mode="w", group=group, consolidated=False)
 
 
 def _holds(ds: xr.Dataset, engine: str, folder: Path) -> str:
